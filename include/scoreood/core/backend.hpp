@@ -1,0 +1,18 @@
+/** @file backend.hpp
+ *  @brief Backend tag types. A network policy carries its backend as a template
+ *  argument (`SmallUNet<cpu>`); the CUDA specialisations live under cuda/. */
+#pragma once
+#include <string_view>
+
+namespace scoreood {
+
+/// CPU fallback: Eigen GEMM and OpenMP. Always available.
+struct cpu {
+  static constexpr std::string_view name = "cpu";
+};
+/// Hand-written CUDA kernels plus cuDNN convolutions (needs nvcc).
+struct cuda {
+  static constexpr std::string_view name = "cuda";
+};
+
+}  // namespace scoreood
