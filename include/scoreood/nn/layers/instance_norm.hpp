@@ -1,0 +1,364 @@
+/** @file instance_norm.hpp
+ *  @brief Instance normalisation++ (NCSN), conditional on the noise level and plain.
+ *
+ *  For one sample and channel c with plane values x (P = H*W of them):
+ *    mu_c = mean(x), var_c = mean((x - mu_c)^2)  (biased, as nn.InstanceNorm2d),
+ *    xhat = (x - mu_c) / sqrt(var_c + 1e-5),
+ *    z_c  = (mu_c - mean_k mu_k) / sqrt(var_k(mu_k) + 1e-5), where var_k is the
+ *           UNBIASED variance over the C channel means (torch.var's default,
+ *           which NCSN uses: a layer needs C >= 2, else torch yields NaN),
+ *    out  = gamma_c * (xhat + alpha_c * z_c) + beta_c.
+ *  The "++" term z puts back the colour shift between channels that instance
+ *  normalisation removes. CondInstanceNormPlusPlus picks (gamma, alpha, beta)
+ *  per sample from an embedding row (L, 3C) laid out like NCSN's nn.Embedding
+ *  weight [gamma | alpha | beta]; InstanceNormPlusPlus has one set (alpha,
+ *  gamma, beta registered in NCSN's order).
+ *
+ *  Statistics are fused: one pass per (n, c) plane with a shift by the
+ *  plane's first value and double accumulators (no catastrophic cancellation
+ *  for planes with large means). Work is parallel over samples; parameter
+ *  gradients are reduced serially afterwards, so two samples with the same
+ *  level never race on one embedding row. */
+#pragma once
+#include <scoreood/core/error.hpp>
+#include <scoreood/core/rng.hpp>
+#include <scoreood/core/tensor.hpp>
+#include <scoreood/nn/parameter.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace scoreood::nn {
+
+namespace detail {
+
+/// What forward keeps for backward: the normalised input and per-sample statistics.
+template <class T>
+struct NormPlusPlusCache {
+  Tensor4<T> xhat;                       ///< (x - mu) / sqrt(var + eps), shape of x
+  std::vector<double> z, inv_std, d, q;  ///< z_c, 1/sqrt(var_c + eps), mu_c - mean(mu) per (n, c); q per n
+  bool valid() const { return xhat.size() > 0; }
+  Shape4 shape() const { return shape_of(xhat); }
+};
+
+/// Per-sample (gamma, alpha, beta) pointers; beta is null when the layer has no bias.
+template <class T>
+struct NormRows {
+  const T* gamma;
+  const T* alpha;
+  const T* beta;
+};
+
+inline constexpr double kNormEps = 1e-5;  // both epsilons of NCSN's definition
+
+/// Forward of IN++ for all samples; `rows(n)` gives sample n's parameters.
+/// With a cache, also keeps what backward needs; without one it is read-only.
+template <class T, class RowsFn>
+void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPlusCache<T>* cache) {
+  const std::size_t N = x.shape()[0], C = x.shape()[1], P = x.shape()[2] * x.shape()[3];
+  if (y.shape() != x.shape()) y.resize(x.shape());
+  if (cache) {
+    if (cache->xhat.shape() != x.shape()) cache->xhat.resize(x.shape());
+    cache->z.assign(N * C, 0.0);
+    cache->inv_std.assign(N * C, 0.0);
+    cache->d.assign(N * C, 0.0);
+    cache->q.assign(N, 0.0);
+  }
+  std::vector<double> mu_all(N * C), rstd_all(N * C);
+  const T* xp = x.data();
+  T* yp = y.data();
+  T* hp = cache ? cache->xhat.data() : nullptr;
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t ni = 0; ni < std::ptrdiff_t(N); ++ni) {
+    const std::size_t n = std::size_t(ni);
+    double* mu = mu_all.data() + n * C;
+    double* rstd = rstd_all.data() + n * C;
+    for (std::size_t c = 0; c < C; ++c) {
+      // One pass, shifted by the first value so a large mean does not cancel the variance.
+      const T* src = xp + (n * C + c) * P;
+      const double k = double(src[0]);
+      double s = 0, s2 = 0;
+      for (std::size_t p = 0; p < P; ++p) {
+        const double v = double(src[p]) - k;
+        s += v;
+        s2 += v * v;
+      }
+      const double m = s / double(P);
+      const double var = std::max(0.0, s2 / double(P) - m * m);
+      mu[c] = k + m;
+      rstd[c] = 1.0 / std::sqrt(var + kNormEps);
+    }
+    double M = 0;
+    for (std::size_t c = 0; c < C; ++c) M += mu[c];
+    M /= double(C);
+    double V = 0;
+    for (std::size_t c = 0; c < C; ++c) V += (mu[c] - M) * (mu[c] - M);
+    V /= double(C - 1);  // unbiased, as torch.var
+    const double q = 1.0 / std::sqrt(V + kNormEps);
+    const NormRows<T> r = rows(n);
+    for (std::size_t c = 0; c < C; ++c) {
+      const double z = (mu[c] - M) * q;
+      const T g = r.gamma[c];
+      const T shift = T(double(g) * double(r.alpha[c]) * z + (r.beta ? double(r.beta[c]) : 0.0));
+      const T a = T(rstd[c]), mc = T(mu[c]);
+      const std::size_t off = (n * C + c) * P;
+      const T* src = xp + off;
+      T* dst = yp + off;
+      if (hp) {
+        T* h = hp + off;
+        for (std::size_t p = 0; p < P; ++p) {
+          const T xh = (src[p] - mc) * a;
+          h[p] = xh;
+          dst[p] = g * xh + shift;
+        }
+        cache->z[n * C + c] = z;
+        cache->inv_std[n * C + c] = rstd[c];
+        cache->d[n * C + c] = mu[c] - M;
+      } else {
+        for (std::size_t p = 0; p < P; ++p) dst[p] = g * ((src[p] - mc) * a) + shift;
+      }
+    }
+    if (cache) cache->q[n] = q;
+  }
+}
+
+/// Backward of IN++: writes dx, and per (n, c) the sums the parameter
+/// gradients need: sum_dy = sum(dy), sum_dy_xhat = sum(dy * xhat).
+template <class T, class RowsFn>
+void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsFn rows,
+                      std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat) {
+  const auto& xh = cache.xhat;
+  const std::size_t N = xh.shape()[0], C = xh.shape()[1], P = xh.shape()[2] * xh.shape()[3];
+  if (dx.shape() != xh.shape()) dx.resize(xh.shape());
+  sum_dy.assign(N * C, 0.0);
+  sum_dy_xhat.assign(N * C, 0.0);
+  const T* g_in = dy.data();
+  const T* h = xh.data();
+  T* out = dx.data();
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t ni = 0; ni < std::ptrdiff_t(N); ++ni) {
+    const std::size_t n = std::size_t(ni);
+    const NormRows<T> r = rows(n);
+    double* S = sum_dy.data() + n * C;
+    double* Tx = sum_dy_xhat.data() + n * C;
+    for (std::size_t c = 0; c < C; ++c) {
+      const std::size_t off = (n * C + c) * P;
+      double s = 0, t = 0;
+      for (std::size_t p = 0; p < P; ++p) {
+        s += double(g_in[off + p]);
+        t += double(g_in[off + p]) * double(h[off + p]);
+      }
+      S[c] = s;
+      Tx[c] = t;
+    }
+    // Through the channel-mean term: z_c = d_c * q with d = mu - mean(mu) and
+    // q = (var_unbiased(mu) + eps)^(-1/2); dL/dz_c = gamma_c * alpha_c * S_c.
+    const double q = cache.q[n];
+    const double* d = cache.d.data() + n * C;
+    double dz_dot_d = 0;
+    for (std::size_t c = 0; c < C; ++c) dz_dot_d += double(r.alpha[c]) * double(r.gamma[c]) * S[c] * d[c];
+    std::vector<double> dd(C);
+    double dd_mean = 0;
+    for (std::size_t c = 0; c < C; ++c) {
+      const double dz = double(r.alpha[c]) * double(r.gamma[c]) * S[c];
+      dd[c] = q * dz - q * q * q * d[c] * dz_dot_d / double(C - 1);
+      dd_mean += dd[c];
+    }
+    dd_mean /= double(C);
+    for (std::size_t c = 0; c < C; ++c) {
+      const std::size_t off = (n * C + c) * P;
+      const double gam = double(r.gamma[c]);
+      const double rs = cache.inv_std[n * C + c];
+      const double mean_dy = S[c] / double(P), mean_dyh = Tx[c] / double(P);
+      // Instance norm: gamma*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)); channel mean mu_c: dmu_c / P.
+      const T a = T(gam * rs);
+      const T b = T(-gam * rs * mean_dy + (dd[c] - dd_mean) / double(P));
+      const T cc = T(-gam * rs * mean_dyh);
+      for (std::size_t p = 0; p < P; ++p) out[off + p] = a * g_in[off + p] + cc * h[off + p] + b;
+    }
+  }
+}
+
+inline void check_norm_input(const std::string& name, std::size_t channels, const Shape4& s) {
+  if (s[1] != channels)
+    throw ShapeError(name + ": input has " + std::to_string(s[1]) + " channels, layer expects " +
+                     std::to_string(channels) + " (input shape " + to_string(s) + ")");
+  if (s[0] == 0 || s[2] == 0 || s[3] == 0) throw ShapeError(name + ": empty input " + to_string(s));
+}
+
+inline void check_norm_channels(const std::string& name, std::size_t channels) {
+  if (channels < 2)
+    throw ValueError(name + ": instance norm++ needs at least 2 channels (the channel-mean term uses an "
+                            "unbiased variance over channels), got " + std::to_string(channels));
+}
+
+}  // namespace detail
+
+/// NCSN's ConditionalInstanceNorm2dPlus. Parameter "<name>.embed" of shape
+/// (num_levels, 3C) = [gamma | alpha | beta] per level ((L, 2C) without bias).
+/// @tparam T float for training, double for gradient checks.
+template <class T>
+class CondInstanceNormPlusPlus {
+ public:
+  CondInstanceNormPlusPlus(ParameterStore<T>& store, std::string name, std::size_t channels, std::size_t num_levels,
+                           CounterRng init, bool bias = true)
+      : name_(std::move(name)), C_(channels), L_(num_levels), bias_(bias) {
+    detail::check_norm_channels(name_, C_);
+    if (L_ == 0) throw ValueError(name_ + ": number of noise levels must be positive");
+    embed_ = store.add(name_ + ".embed", {L_, (bias_ ? 3 : 2) * C_});
+    T* e = embed_.value();
+    const std::size_t row = (bias_ ? 3 : 2) * C_;
+    for (std::size_t l = 0; l < L_; ++l)
+      for (std::size_t j = 0; j < row; ++j) {
+        const std::size_t i = l * row + j;
+        e[i] = j < 2 * C_ ? T(1.0 + 0.02 * double(init.normal(i))) : T(0);  // gamma, alpha ~ N(1, 0.02); beta = 0
+      }
+  }
+
+  void forward(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) {
+    check(x, levels);
+    levels_.assign(levels.begin(), levels.end());
+    detail::norm_pp_forward(x, y, rows_fn(levels_), &cache_);
+  }
+
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    check(x, levels);
+    detail::norm_pp_forward<T>(x, y, rows_fn(levels), nullptr);
+  }
+
+  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+    if (!cache_.valid()) throw Error(name_ + ": backward called before forward");
+    if (shape_of(dy) != cache_.shape())
+      throw ShapeError(name_ + ": gradient shape " + to_string(shape_of(dy)) + " differs from the forward output " +
+                       to_string(cache_.shape()));
+    std::vector<double> S, Tx;
+    detail::norm_pp_backward(cache_, dy, dx, rows_fn(levels_), S, Tx);
+    const std::size_t row = (bias_ ? 3 : 2) * C_;
+    T* ge = embed_.grad();
+    const T* e = embed_.value();
+    for (std::size_t n = 0; n < levels_.size(); ++n) {
+      const std::size_t base = std::size_t(levels_[n]) * row;
+      for (std::size_t c = 0; c < C_; ++c) {
+        const double z = cache_.z[n * C_ + c], s = S[n * C_ + c];
+        ge[base + c] += T(Tx[n * C_ + c] + double(e[base + C_ + c]) * z * s);  // gamma
+        ge[base + C_ + c] += T(double(e[base + c]) * z * s);                    // alpha
+        if (bias_) ge[base + 2 * C_ + c] += T(s);                                // beta
+      }
+    }
+  }
+
+  std::size_t channels() const { return C_; }
+  std::size_t num_levels() const { return L_; }
+  const std::string& name() const { return name_; }
+  ParamRef<T> embed() const { return embed_; }
+
+ private:
+  void check(const Tensor4<T>& x, std::span<const int> levels) const {
+    detail::check_norm_input(name_, C_, shape_of(x));
+    if (levels.size() != x.shape()[0])
+      throw ShapeError(name_ + ": " + std::to_string(levels.size()) + " noise-level indices for a batch of " +
+                       std::to_string(x.shape()[0]));
+    for (std::size_t n = 0; n < levels.size(); ++n)
+      if (levels[n] < 0 || std::size_t(levels[n]) >= L_)
+        throw ValueError(name_ + ": noise-level index " + std::to_string(levels[n]) + " of sample " +
+                         std::to_string(n) + " is outside [0, " + std::to_string(L_) + ")");
+  }
+
+  auto rows_fn(std::span<const int> levels) const {
+    const std::size_t row = (bias_ ? 3 : 2) * C_;
+    const T* e = embed_.value();  // resolved now: the store is complete by the time layers run
+    const bool bias = bias_;
+    const std::size_t C = C_;
+    return [=](std::size_t n) {
+      const T* r = e + std::size_t(levels[n]) * row;
+      return detail::NormRows<T>{r, r + C, bias ? r + 2 * C : nullptr};
+    };
+  }
+
+  std::string name_;
+  std::size_t C_, L_;
+  bool bias_;
+  ParamRef<T> embed_;
+  std::vector<int> levels_;
+  detail::NormPlusPlusCache<T> cache_;
+};
+
+/// NCSN's (unconditional) InstanceNorm2dPlus: parameters "<name>.alpha",
+/// "<name>.gamma" (both ~ N(1, 0.02)) and "<name>.beta" (0, only with bias),
+/// each of shape (C). `levels` is accepted for a uniform layer interface and ignored.
+/// @tparam T float for training, double for gradient checks.
+template <class T>
+class InstanceNormPlusPlus {
+ public:
+  InstanceNormPlusPlus(ParameterStore<T>& store, std::string name, std::size_t channels, CounterRng init,
+                       bool bias = true)
+      : name_(std::move(name)), C_(channels), bias_(bias) {
+    detail::check_norm_channels(name_, C_);
+    alpha_ = store.add(name_ + ".alpha", {C_});
+    gamma_ = store.add(name_ + ".gamma", {C_});
+    if (bias_) beta_ = store.add(name_ + ".beta", {C_});
+    for (std::size_t c = 0; c < C_; ++c) {
+      alpha_.value()[c] = T(1.0 + 0.02 * double(init.normal(c)));
+      gamma_.value()[c] = T(1.0 + 0.02 * double(init.normal(C_ + c)));
+    }
+  }
+
+  void forward(const Tensor4<T>& x, std::span<const int> /*levels*/, Tensor4<T>& y) {
+    detail::check_norm_input(name_, C_, shape_of(x));
+    detail::norm_pp_forward(x, y, rows_fn(), &cache_);
+  }
+  void forward(const Tensor4<T>& x, Tensor4<T>& y) { forward(x, {}, y); }
+
+  void infer(const Tensor4<T>& x, std::span<const int> /*levels*/, Tensor4<T>& y) const {
+    detail::check_norm_input(name_, C_, shape_of(x));
+    detail::norm_pp_forward<T>(x, y, rows_fn(), nullptr);
+  }
+  void infer(const Tensor4<T>& x, Tensor4<T>& y) const { infer(x, {}, y); }
+
+  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+    if (!cache_.valid()) throw Error(name_ + ": backward called before forward");
+    if (shape_of(dy) != cache_.shape())
+      throw ShapeError(name_ + ": gradient shape " + to_string(shape_of(dy)) + " differs from the forward output " +
+                       to_string(cache_.shape()));
+    std::vector<double> S, Tx;
+    detail::norm_pp_backward(cache_, dy, dx, rows_fn(), S, Tx);
+    const std::size_t N = cache_.shape()[0];
+    const T* a = alpha_.value();
+    const T* g = gamma_.value();
+    for (std::size_t c = 0; c < C_; ++c) {
+      double dg = 0, da = 0, db = 0;
+      for (std::size_t n = 0; n < N; ++n) {
+        const double z = cache_.z[n * C_ + c], s = S[n * C_ + c];
+        dg += Tx[n * C_ + c] + double(a[c]) * z * s;
+        da += double(g[c]) * z * s;
+        db += s;
+      }
+      gamma_.grad()[c] += T(dg);
+      alpha_.grad()[c] += T(da);
+      if (bias_) beta_.grad()[c] += T(db);
+    }
+  }
+
+  std::size_t channels() const { return C_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  auto rows_fn() const {
+    const T* g = gamma_.value();
+    const T* a = alpha_.value();
+    const T* b = bias_ ? beta_.value() : nullptr;
+    return [=](std::size_t) { return detail::NormRows<T>{g, a, b}; };
+  }
+
+  std::string name_;
+  std::size_t C_;
+  bool bias_;
+  ParamRef<T> alpha_, gamma_, beta_;
+  detail::NormPlusPlusCache<T> cache_;
+};
+
+}  // namespace scoreood::nn

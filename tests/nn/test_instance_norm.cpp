@@ -1,0 +1,247 @@
+#include "gradcheck.hpp"
+#include "refdata.hpp"
+
+#include <catch2/catch.hpp>
+#include <scoreood/nn/layers/instance_norm.hpp>
+
+#include <cmath>
+#include <vector>
+
+using namespace scoreood;
+using scoreood::testing::fill_normal;
+using scoreood::testing::gradcheck;
+
+namespace {
+
+Tensor4<double> tensor_from(const testing::RefArray& a) {
+  REQUIRE(a.shape.size() == 4);
+  Tensor4<double> t = xt::empty<double>({a.shape[0], a.shape[1], a.shape[2], a.shape[3]});
+  std::copy(a.values.begin(), a.values.end(), t.data());
+  return t;
+}
+
+double max_abs_diff(const double* a, const double* b, std::size_t n) {
+  double m = 0;
+  for (std::size_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+/// Input whose channels have distinct means and scales, so the "++" term matters.
+Tensor4<double> shifted_input(std::size_t N, std::size_t C, std::size_t H, std::size_t W, std::uint64_t seed) {
+  Tensor4<double> x = xt::empty<double>({N, C, H, W});
+  fill_normal(x, CounterRng(seed, 1));
+  CounterRng r(seed, 2);
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t c = 0; c < C; ++c) {
+      const double off = 2.0 * r.normal(2 * (n * C + c)), sc = 0.5 + r.uniform(2 * (n * C + c) + 1);
+      for (std::size_t h = 0; h < H; ++h)
+        for (std::size_t w = 0; w < W; ++w) x(n, c, h, w) = x(n, c, h, w) * sc + off;
+    }
+  return x;
+}
+
+/// Central differences with step 1e-5 (truncation ~1e-10) and an error floor
+/// of 1e-3: the gradients here are O(0.1..10), and an entry near zero (1x1
+/// planes, where the output hardly depends on x) cannot be resolved to a
+/// relative 1e-6 by any finite difference; the norm-wise error is checked too.
+testing::GradCheckOptions gc_options() {
+  testing::GradCheckOptions o;
+  o.eps = 1e-5;
+  o.floor = 1e-3;
+  return o;
+}
+
+/// Moves parameters away from the N(1, 0.02) init so every term has weight.
+void perturb_params(nn::ParameterStore<double>& store, std::uint64_t seed) {
+  CounterRng r(seed, 9);
+  auto v = store.values();
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] += 0.4 * r.normal(i);
+}
+
+}  // namespace
+
+TEST_CASE("CIN++ forward and backward match the PyTorch reference", "[norm]") {
+  const auto ref = testing::load_refdata(SCOREOOD_TEST_DATA_DIR "/norm_refs.txt");
+  const Tensor4<double> x = tensor_from(ref.at("cin_x"));
+  const auto& emb = ref.at("cin_embed");
+  const std::size_t L = emb.shape[0], C = x.shape()[1];
+  std::vector<int> levels;
+  for (double v : ref.at("cin_levels").values) levels.push_back(int(v));
+
+  nn::ParameterStore<double> store;
+  nn::CondInstanceNormPlusPlus<double> cin(store, "cin", C, L, CounterRng(1));
+  REQUIRE(store.entries().at(0).shape == std::vector<std::size_t>{L, 3 * C});
+  std::copy(emb.values.begin(), emb.values.end(), cin.embed().value());
+
+  Tensor4<double> y, y2, dx;
+  cin.forward(x, levels, y);
+  const auto& yref = ref.at("cin_y").values;
+  CHECK(max_abs_diff(y.data(), yref.data(), y.size()) < 1e-12);
+  cin.infer(x, levels, y2);
+  CHECK(max_abs_diff(y.data(), y2.data(), y.size()) == 0.0);
+
+  const Tensor4<double> r = tensor_from(ref.at("cin_r"));
+  store.zero_grad();
+  cin.backward(r, dx);
+  CHECK(max_abs_diff(dx.data(), ref.at("cin_dx").values.data(), dx.size()) < 1e-11);
+  CHECK(max_abs_diff(cin.embed().grad(), ref.at("cin_dembed").values.data(), cin.embed().size) < 1e-11);
+  // Levels not in the batch get no gradient.
+  for (std::size_t j = 0; j < 3 * C; ++j) CHECK(cin.embed().grad()[1 * 3 * C + j] == 0.0);
+
+  SECTION("without bias") {
+    nn::ParameterStore<double> s2;
+    nn::CondInstanceNormPlusPlus<double> nb(s2, "nb", C, L, CounterRng(2), /*bias=*/false);
+    const auto& e2 = ref.at("cinnb_embed");
+    REQUIRE(nb.embed().size == e2.values.size());
+    std::copy(e2.values.begin(), e2.values.end(), nb.embed().value());
+    nb.forward(x, levels, y);
+    CHECK(max_abs_diff(y.data(), ref.at("cinnb_y").values.data(), y.size()) < 1e-12);
+  }
+}
+
+TEST_CASE("IN++ forward and backward match the PyTorch reference", "[norm]") {
+  const auto ref = testing::load_refdata(SCOREOOD_TEST_DATA_DIR "/norm_refs.txt");
+  const Tensor4<double> x = tensor_from(ref.at("in_x"));
+  const std::size_t C = x.shape()[1];
+  nn::ParameterStore<double> store;
+  nn::InstanceNormPlusPlus<double> in(store, "in", C, CounterRng(3));
+  REQUIRE(store.entries().size() == 3);
+  CHECK(store.entries()[0].name == "in.alpha");
+  CHECK(store.entries()[1].name == "in.gamma");
+  CHECK(store.entries()[2].name == "in.beta");
+  auto put = [&](std::size_t k, const char* key) {
+    const auto& a = ref.at(key).values;
+    std::copy(a.begin(), a.end(), store.value_data() + store.entries()[k].offset);
+  };
+  put(0, "in_alpha");
+  put(1, "in_gamma");
+  put(2, "in_beta");
+  Tensor4<double> y, dx;
+  in.forward(x, y);
+  CHECK(max_abs_diff(y.data(), ref.at("in_y").values.data(), y.size()) < 1e-12);
+  store.zero_grad();
+  in.backward(tensor_from(ref.at("in_r")), dx);
+  CHECK(max_abs_diff(dx.data(), ref.at("in_dx").values.data(), dx.size()) < 1e-11);
+  const char* keys[] = {"in_dalpha", "in_dgamma", "in_dbeta"};
+  for (std::size_t k = 0; k < 3; ++k)
+    CHECK(max_abs_diff(store.grad_data() + store.entries()[k].offset, ref.at(keys[k]).values.data(), C) < 1e-11);
+}
+
+TEST_CASE("CIN++ gradients match finite differences", "[norm][gradcheck]") {
+  struct Case {
+    std::size_t N, C, H, W, L;
+    std::vector<int> levels;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {1, 2, 1, 1, 3, {2}, true},              // batch 1, 1x1 planes, the smallest legal C
+      {1, 3, 5, 7, 10, {9}, true},             // batch 1, odd sizes
+      {4, 5, 3, 4, 4, {1, 3, 1, 0}, true},     // mixed levels, one repeated
+      {3, 4, 6, 5, 2, {0, 1, 1}, false},       // no bias
+      {2, 7, 9, 3, 10, {5, 5}, true},          // same level twice: gradients accumulate
+  };
+  std::uint64_t seed = 100;
+  for (const auto& k : cases) {
+    CAPTURE(k.N, k.C, k.H, k.W, k.bias);
+    nn::ParameterStore<double> store;
+    nn::CondInstanceNormPlusPlus<double> cin(store, "cin", k.C, k.L, CounterRng(seed), k.bias);
+    perturb_params(store, seed);
+    auto x = shifted_input(k.N, k.C, k.H, k.W, ++seed);
+    const auto rep = gradcheck([&](const Tensor4<double>& in, Tensor4<double>& y) { cin.forward(in, k.levels, y); },
+                               [&](const Tensor4<double>& dy, Tensor4<double>& dx) { cin.backward(dy, dx); }, x, &store,
+                               gc_options());
+    INFO(rep.str());
+    CHECK(rep.max_rel < 1e-6);
+    if (k.H * k.W > 1) CHECK(rep.norm_rel < 1e-8);  // 1x1: the input gradient is ~1e-6, all round-off
+  }
+}
+
+TEST_CASE("IN++ gradients match finite differences", "[norm][gradcheck]") {
+  for (bool bias : {true, false}) {
+    for (auto [N, C, H, W] : std::vector<std::array<std::size_t, 4>>{{1, 3, 5, 5}, {3, 6, 4, 7}, {2, 2, 1, 3}}) {
+      CAPTURE(bias, N, C, H, W);
+      nn::ParameterStore<double> store;
+      nn::InstanceNormPlusPlus<double> in(store, "in", C, CounterRng(7), bias);
+      perturb_params(store, 7 + N);
+      auto x = shifted_input(N, C, H, W, 50 + C);
+      const auto rep = gradcheck([&](const Tensor4<double>& v, Tensor4<double>& y) { in.forward(v, y); },
+                                 [&](const Tensor4<double>& dy, Tensor4<double>& dx) { in.backward(dy, dx); }, x,
+                                 &store, gc_options());
+      INFO(rep.str());
+      CHECK(rep.max_rel < 1e-6);
+      CHECK(rep.norm_rel < 1e-8);
+    }
+  }
+}
+
+TEST_CASE("CIN++ in float agrees with double, also for planes with a large mean", "[norm]") {
+  const std::size_t N = 3, C = 8, H = 28, W = 28, L = 10;
+  const std::vector<int> levels = {0, 9, 4};
+  nn::ParameterStore<double> sd;
+  nn::ParameterStore<float> sf;
+  nn::CondInstanceNormPlusPlus<double> cd(sd, "n", C, L, CounterRng(5));
+  nn::CondInstanceNormPlusPlus<float> cf(sf, "n", C, L, CounterRng(5));
+  for (std::size_t i = 0; i < sd.count(); ++i) CHECK(float(sd.values()[i]) == sf.values()[i]);
+  Tensor4<double> xd = shifted_input(N, C, H, W, 77);
+  xd += 1000.0;  // a one-pass sum of squares without the shift would lose every digit here
+  Tensor4<float> xf = xt::cast<float>(xd);
+  Tensor4<double> yd, dxd;
+  Tensor4<float> yf, dxf;
+  cd.forward(xd, levels, yd);
+  cf.forward(xf, levels, yf);
+  double err = 0;
+  for (std::size_t i = 0; i < yd.size(); ++i) err = std::max(err, std::abs(double(yf.data()[i]) - yd.data()[i]));
+  CHECK(err < 2e-3);  // the float input itself is rounded at 1000 +- 6e-5
+  Tensor4<double> gd = shifted_input(N, C, H, W, 78);
+  Tensor4<float> gf = xt::cast<float>(gd);
+  cd.backward(gd, dxd);
+  cf.backward(gf, dxf);
+  double gerr = 0, gmax = 0;
+  for (std::size_t i = 0; i < dxd.size(); ++i) {
+    gerr = std::max(gerr, std::abs(double(dxf.data()[i]) - dxd.data()[i]));
+    gmax = std::max(gmax, std::abs(dxd.data()[i]));
+  }
+  CHECK(gerr < 1e-4 * gmax + 1e-5);
+}
+
+TEST_CASE("CIN++ initialisation follows NCSN: gamma, alpha ~ N(1, 0.02), beta = 0", "[norm]") {
+  nn::ParameterStore<float> store;
+  const std::size_t C = 64, L = 10;
+  nn::CondInstanceNormPlusPlus<float> cin(store, "n", C, L, CounterRng(11));
+  double s = 0, s2 = 0;
+  const float* e = cin.embed().value();
+  for (std::size_t l = 0; l < L; ++l) {
+    for (std::size_t j = 0; j < 2 * C; ++j) {
+      s += e[l * 3 * C + j];
+      s2 += double(e[l * 3 * C + j]) * e[l * 3 * C + j];
+    }
+    for (std::size_t j = 2 * C; j < 3 * C; ++j) CHECK(e[l * 3 * C + j] == 0.0f);
+  }
+  const double n = double(L * 2 * C), mean = s / n, sd = std::sqrt(s2 / n - mean * mean);
+  CHECK(mean == Approx(1.0).margin(0.005));
+  CHECK(sd == Approx(0.02).epsilon(0.15));
+  // Another seed gives other values.
+  nn::ParameterStore<float> other;
+  nn::CondInstanceNormPlusPlus<float> cin2(other, "n", C, L, CounterRng(12));
+  CHECK(cin2.embed().value()[0] != e[0]);
+}
+
+TEST_CASE("CIN++ and IN++ reject bad input with clear messages", "[norm]") {
+  nn::ParameterStore<float> store;
+  CHECK_THROWS_AS(nn::CondInstanceNormPlusPlus<float>(store, "one", 1, 10, CounterRng(1)), ValueError);
+  CHECK_THROWS_AS(nn::InstanceNormPlusPlus<float>(store, "one_in", 1, CounterRng(1)), ValueError);
+  CHECK_THROWS_AS(nn::CondInstanceNormPlusPlus<float>(store, "nolevels", 4, 0, CounterRng(1)), ValueError);
+  nn::CondInstanceNormPlusPlus<float> cin(store, "res1.norm1", 4, 10, CounterRng(1));
+  Tensor4<float> x = xt::zeros<float>({2, 4, 3, 3}), y, dx;
+  const std::vector<int> ok = {0, 9}, bad = {0, 10}, neg = {-1, 0}, short_levels = {3};
+  CHECK_THROWS_WITH(cin.backward(x, dx), Catch::Contains("res1.norm1") && Catch::Contains("before forward"));
+  CHECK_THROWS_WITH(cin.forward(x, bad, y), Catch::Contains("res1.norm1") && Catch::Contains("index 10"));
+  CHECK_THROWS_AS(cin.forward(x, neg, y), ValueError);
+  CHECK_THROWS_AS(cin.forward(x, short_levels, y), ShapeError);
+  Tensor4<float> x5 = xt::zeros<float>({2, 5, 3, 3});
+  CHECK_THROWS_WITH(cin.infer(x5, ok, y), Catch::Contains("5 channels") && Catch::Contains("expects 4"));
+  cin.forward(x, ok, y);  // constant planes: finite output (eps keeps 1/sqrt away from infinity)
+  for (float v : y) CHECK(std::isfinite(v));
+  Tensor4<float> wrong = xt::zeros<float>({2, 4, 3, 2});
+  CHECK_THROWS_AS(cin.backward(wrong, dx), ShapeError);
+}
