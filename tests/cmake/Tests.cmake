@@ -1,0 +1,84 @@
+# CMake-level tests, included by tests/CMakeLists.txt:
+#   1. scoreood_header_check: every public header compiled on its own;
+#   2. consumer/*: two tiny outside projects that use the library through
+#      find_package (after an install) and through add_subdirectory;
+#   3. scripts/fetch-data --verify on a copy of the offline MNIST test files.
+
+# ------------------------------------------------------------ 1. header check
+# One generated .cpp per header holding only its #include: a header that forgot
+# an include fails here. *.cuh are CUDA-only (nvcc) and are not globbed.
+file(GLOB_RECURSE SCOREOOD_PUBLIC_HEADERS CONFIGURE_DEPENDS
+     RELATIVE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/include/scoreood/*.hpp)
+set(SCOREOOD_HEADER_CHECK_SOURCES)
+foreach(hdr IN LISTS SCOREOOD_PUBLIC_HEADERS)
+  string(REGEX REPLACE "[/.]" "_" stem ${hdr})
+  set(src ${CMAKE_CURRENT_BINARY_DIR}/header_check/${stem}.cpp)
+  # file(CONFIGURE) rewrites only on change, so re-configuring rebuilds nothing.
+  file(CONFIGURE OUTPUT ${src} CONTENT "#include <${hdr}>\n" @ONLY)
+  list(APPEND SCOREOOD_HEADER_CHECK_SOURCES ${src})
+endforeach()
+add_library(scoreood_header_check OBJECT ${SCOREOOD_HEADER_CHECK_SOURCES})
+# scoreood_programs: the same warnings as every in-repo program. -O0 because
+# nothing is run; it only has to parse (and keeps this target cheap).
+target_link_libraries(scoreood_header_check PRIVATE scoreood_programs)
+target_compile_options(scoreood_header_check PRIVATE -O0)
+
+# ------------------------------------------------------------ 2. consumers
+set(SCOREOOD_CONSUMER_DIR ${CMAKE_CURRENT_SOURCE_DIR}/consumer)
+set(SCOREOOD_CONSUMER_BUILD ${CMAKE_BINARY_DIR}/consumer-build)
+set(SCOREOOD_CONSUMER_PREFIX ${CMAKE_BINARY_DIR}/consumer-prefix)
+# Options every consumer build gets: same compiler and generator, Release, and
+# no user package registry (so only the path we hand over can be found).
+set(SCOREOOD_CONSUMER_OPTIONS
+  -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}
+  -DCMAKE_BUILD_TYPE=Release
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+
+if(SCOREOOD_INSTALL)
+  # Fixture: a fresh install of this build tree into a private prefix.
+  add_test(NAME consumer/install
+    COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${CMAKE_BINARY_DIR} -DPREFIX=${SCOREOOD_CONSUMER_PREFIX}
+            -DCONFIG=$<CONFIG> -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/InstallFresh.cmake)
+  set_tests_properties(consumer/install PROPERTIES FIXTURES_SETUP scoreood_installed LABELS cmake)
+
+  add_test(NAME consumer/find_package
+    COMMAND ${CMAKE_CTEST_COMMAND}
+      --build-and-test ${SCOREOOD_CONSUMER_DIR}/find_package ${SCOREOOD_CONSUMER_BUILD}/find_package
+      --build-generator ${CMAKE_GENERATOR}
+      --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+      --build-options ${SCOREOOD_CONSUMER_OPTIONS}
+        -DCMAKE_PREFIX_PATH=${SCOREOOD_CONSUMER_PREFIX}
+        -DSCOREOOD_EXPECTED_PREFIX=${SCOREOOD_CONSUMER_PREFIX}
+        -DSCOREOOD_EXPECTED_VERSION=${PROJECT_VERSION}
+      --test-command consumer_find_package)
+  set_tests_properties(consumer/find_package PROPERTIES
+    FIXTURES_REQUIRED scoreood_installed LABELS cmake TIMEOUT 600)
+endif()
+
+add_test(NAME consumer/add_subdirectory
+  COMMAND ${CMAKE_CTEST_COMMAND}
+    --build-and-test ${SCOREOOD_CONSUMER_DIR}/add_subdirectory ${SCOREOOD_CONSUMER_BUILD}/add_subdirectory
+    --build-generator ${CMAKE_GENERATOR}
+    --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+    --build-options ${SCOREOOD_CONSUMER_OPTIONS}
+      -DSCOREOOD_SOURCE_DIR=${PROJECT_SOURCE_DIR}
+      -DSCOREOOD_EXPECTED_VERSION=${PROJECT_VERSION}
+    --test-command consumer_add_subdirectory)
+set_tests_properties(consumer/add_subdirectory PROPERTIES LABELS cmake TIMEOUT 600)
+
+# ------------------------------------------------------------ 3. fetch-data --verify
+# The offline MNIST test files are a re-compression of the official ones: their
+# .gz md5 cannot match, their decompressed md5 must (see scripts/fetch-data).
+set(SCOREOOD_SHARED_MNIST ${PROJECT_SOURCE_DIR}/../shared/data/mnist)
+find_program(SCOREOOD_BASH bash)
+if(SCOREOOD_BASH AND EXISTS ${SCOREOOD_SHARED_MNIST}/t10k-images-idx3-ubyte.gz)
+  add_test(NAME scripts/fetch_data_verify
+    COMMAND ${CMAKE_COMMAND} -DSCRIPT=${PROJECT_SOURCE_DIR}/scripts/fetch-data
+            -DMNIST=${SCOREOOD_SHARED_MNIST} -DWORK=${CMAKE_CURRENT_BINARY_DIR}/fetch-data-verify
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/FetchDataVerify.cmake)
+  set_tests_properties(scripts/fetch_data_verify PROPERTIES LABELS scripts TIMEOUT 120)
+endif()
+add_test(NAME scripts/fetch_data_dry_run
+  COMMAND ${PROJECT_SOURCE_DIR}/scripts/fetch-data --dry-run ${CMAKE_CURRENT_BINARY_DIR}/fetch-data-dry)
+set_tests_properties(scripts/fetch_data_dry_run PROPERTIES LABELS scripts TIMEOUT 60
+  PASS_REGULAR_EXPRESSION "cifar-10-binary.tar.gz")
