@@ -1,0 +1,41 @@
+/** @file dataset.hpp
+ *  @brief A labelled batch of images and the `first_n` subset helper. */
+#pragma once
+#include <scoreood/core/tensor.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace scoreood::data {
+
+/// Images (float NCHW in [0, 1], pixel / 255), their labels (may be empty:
+/// OOD sets and transformed copies need none) and where they came from.
+struct Dataset {
+  Images images;
+  std::vector<int> labels;
+  std::string source;
+
+  std::size_t size() const { return images.shape()[0]; }
+};
+
+/// The first min(n, size) images of `x` (a copy).
+inline Images first_n(const Images& x, std::size_t n) {
+  const auto s = shape_of(x);
+  n = std::min(n, s[0]);
+  Images out = Images::from_shape({n, s[1], s[2], s[3]});
+  std::copy_n(x.data(), n * s[1] * s[2] * s[3], out.data());
+  return out;
+}
+
+/// The first min(n, size) images and labels of `d`; the source notes the cut.
+inline Dataset first_n(const Dataset& d, std::size_t n) {
+  Dataset out;
+  out.images = first_n(d.images, n);
+  const std::size_t k = out.images.shape()[0];
+  out.labels.assign(d.labels.begin(), d.labels.begin() + static_cast<std::ptrdiff_t>(std::min(k, d.labels.size())));
+  out.source = d.source + ":first=" + std::to_string(n);
+  return out;
+}
+
+}  // namespace scoreood::data
