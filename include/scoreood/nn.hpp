@@ -3,3 +3,4 @@
 #pragma once
 #include <scoreood/nn/parameter.hpp>
 #include <scoreood/nn/layers.hpp>
+#include <scoreood/nn/optim.hpp>
