@@ -10,3 +10,4 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/scoreoodConfigVersion.cma
   COMPATIBILITY SameMinorVersion ARCH_INDEPENDENT)
 install(FILES ${PROJECT_BINARY_DIR}/scoreoodConfig.cmake ${PROJECT_BINARY_DIR}/scoreoodConfigVersion.cmake
   DESTINATION ${SCOREOOD_CMAKE_DIR})
+install(FILES LICENSE README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} OPTIONAL)
