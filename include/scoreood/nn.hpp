@@ -4,3 +4,4 @@
 #include <scoreood/nn/parameter.hpp>
 #include <scoreood/nn/layers.hpp>
 #include <scoreood/nn/optim.hpp>
+#include <scoreood/nn/checkpoint.hpp>
