@@ -6,6 +6,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstdint>
@@ -83,6 +84,12 @@ inline Bytes ramp(std::size_t n, unsigned mul = 7) {
   Bytes b(n);
   for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<unsigned char>((i * mul + i / 3) & 0xFF);
   return b;
+}
+
+/// Exact equality of two tensors (shape and every value), usable inside CHECK.
+template <class A, class B>
+bool same(const A& a, const B& b) {
+  return a.shape() == b.shape() && std::equal(a.begin(), a.end(), b.begin());
 }
 
 /// Runs fn, requires a scoreood::FormatError whose message names `path` and contains `problem`.
