@@ -1,10 +1,13 @@
 /** @file backend.hpp
  *  @brief Backend tag types. A network policy carries its backend as a template
- *  argument (`SmallUNet<cpu>`); the CUDA specialisations live under cuda/. */
+ *  argument (`SmallUNet<backend::cpu>`); the CUDA specialisations live under cuda/.
+ *
+ *  The tags live in `scoreood::backend` because `scoreood::cpu` and
+ *  `scoreood::cuda` are the namespaces of the kernels themselves. */
 #pragma once
 #include <string_view>
 
-namespace scoreood {
+namespace scoreood::backend {
 
 /// CPU fallback: Eigen GEMM and OpenMP. Always available.
 struct cpu {
@@ -15,4 +18,4 @@ struct cuda {
   static constexpr std::string_view name = "cuda";
 };
 
-}  // namespace scoreood
+}  // namespace scoreood::backend

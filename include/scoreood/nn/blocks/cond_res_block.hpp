@@ -1,0 +1,103 @@
+/** @file cond_res_block.hpp
+ *  @brief The SmallUNet residual block:
+ *  CIN++ -> ELU -> conv3x3(stride) -> CIN++ -> ELU -> conv3x3, plus an identity
+ *  skip, or a 1x1 convolution (with the stride) when the shape changes. */
+#pragma once
+#include <scoreood/core/rng.hpp>
+#include <scoreood/core/tensor.hpp>
+#include <scoreood/cpu/elementwise.hpp>
+#include <scoreood/nn/layers/conv2d.hpp>
+#include <scoreood/nn/layers/elu.hpp>
+#include <scoreood/nn/layers/instance_norm.hpp>
+#include <scoreood/nn/parameter.hpp>
+
+#include <optional>
+#include <span>
+#include <string>
+
+namespace scoreood::nn {
+
+template <class T>
+class CondResBlock {
+ public:
+  CondResBlock(ParameterStore<T>& store, const std::string& name, std::size_t in, std::size_t out, std::size_t stride,
+               std::size_t num_levels, CounterRng init)
+      : norm1_(store, name + ".norm1", in, num_levels, init.substream(0)),
+        conv1_(store, name + ".conv1", {.in = in, .out = out, .kernel = 3, .stride = stride}, init.substream(1)),
+        norm2_(store, name + ".norm2", out, num_levels, init.substream(2)),
+        conv2_(store, name + ".conv2", {.in = out, .out = out, .kernel = 3}, init.substream(3)) {
+    if (in != out || stride != 1)
+      skip_.emplace(store, name + ".skip", typename Conv2d<T>::Spec{.in = in, .out = out, .kernel = 1, .stride = stride},
+                    init.substream(4));
+  }
+
+  Shape4 output_shape(Shape4 in) const { return conv2_.output_shape(conv1_.output_shape(in)); }
+  std::size_t macs(Shape4 in) const {
+    const Shape4 mid = conv1_.output_shape(in);
+    return conv1_.macs(in) + conv2_.macs(mid) + (skip_ ? skip_->macs(in) : 0);
+  }
+
+  /// Training forward: keeps every intermediate for backward(). `x` must stay alive until then.
+  void forward(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) {
+    norm1_.forward(x, levels, a_);
+    elu1_.forward(a_, a_);  // in place: ELU keeps its output, the conv keeps its input: the same tensor
+    conv1_.forward(a_, b_);
+    norm2_.forward(b_, levels, c_);
+    elu2_.forward(c_, c_);
+    conv2_.forward(c_, y);
+    if (skip_) {
+      skip_->forward(x, s_);
+      cpu::add_inplace(y, s_);
+    } else {
+      cpu::add_inplace(y, x);
+    }
+  }
+
+  /// Forward without caching; `scratch` tensors are the caller's (reused across calls).
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    Tensor4<T>& a = scratch_a_;
+    Tensor4<T>& b = scratch_b_;
+    norm1_.infer(x, levels, a);
+    elu1_.infer(a, a);
+    conv1_.infer(a, b);
+    norm2_.infer(b, levels, a);
+    elu2_.infer(a, a);
+    conv2_.infer(a, y);
+    if (skip_) {
+      skip_->infer(x, b);
+      cpu::add_inplace(y, b);
+    } else {
+      cpu::add_inplace(y, x);
+    }
+  }
+
+  /// dx = dL/dx; parameter gradients accumulate.
+  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+    conv2_.backward(dy, g1_);
+    elu2_.backward(g1_, g1_);
+    norm2_.backward(g1_, g2_);
+    conv1_.backward(g2_, g1_);
+    elu1_.backward(g1_, g1_);
+    norm1_.backward(g1_, dx);
+    if (skip_) {
+      skip_->backward(dy, g2_);
+      cpu::add_inplace(dx, g2_);
+    } else {
+      cpu::add_inplace(dx, dy);
+    }
+  }
+
+ private:
+  CondInstanceNormPlusPlus<T> norm1_;
+  Elu<T> elu1_;
+  Conv2d<T> conv1_;
+  CondInstanceNormPlusPlus<T> norm2_;
+  Elu<T> elu2_;
+  Conv2d<T> conv2_;
+  std::optional<Conv2d<T>> skip_;
+  Tensor4<T> a_, b_, c_, s_;                     // activations kept for backward
+  Tensor4<T> g1_, g2_;                           // gradient scratch
+  mutable Tensor4<T> scratch_a_, scratch_b_;     // inference scratch
+};
+
+}  // namespace scoreood::nn
