@@ -1,0 +1,115 @@
+/** @file im2col.hpp
+ *  @brief Patch unfolding for convolution as GEMM (one image at a time).
+ *
+ *  The column matrix of one image is [C*k*k, Ho*Wo], row (c, ky, kx) in the
+ *  order of a PyTorch weight [out, in, kh, kw], so the forward pass is
+ *  Y[out, Ho*Wo] = W[out, C*k*k] * col. Each row is written as contiguous runs
+ *  (a memcpy per output row when stride is 1) with the zero padding filled
+ *  at the ends, which keeps the unfolding at memory speed. */
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+namespace scoreood::cpu {
+
+/// Geometry of a square-kernel convolution over one C x H x W image.
+struct ConvGeometry {
+  std::size_t channels = 0, height = 0, width = 0;
+  std::size_t kernel = 1, stride = 1, pad = 0, dilation = 1;
+  std::size_t out_h = 0, out_w = 0;
+
+  /// Fills out_h / out_w; returns false when the dilated kernel does not fit.
+  bool compute_output() {
+    const std::ptrdiff_t span = std::ptrdiff_t(dilation * (kernel - 1) + 1);
+    const std::ptrdiff_t ph = std::ptrdiff_t(height + 2 * pad) - span;
+    const std::ptrdiff_t pw = std::ptrdiff_t(width + 2 * pad) - span;
+    if (ph < 0 || pw < 0 || stride == 0) return false;
+    out_h = std::size_t(ph) / stride + 1;
+    out_w = std::size_t(pw) / stride + 1;
+    return true;
+  }
+  std::size_t rows() const { return channels * kernel * kernel; }   ///< K of the GEMM
+  std::size_t cols() const { return out_h * out_w; }                ///< pixels per image
+  std::size_t image_size() const { return channels * height * width; }
+  bool is_pointwise() const { return kernel == 1 && stride == 1 && pad == 0; }  ///< col == image
+
+  /// Output columns [lo, hi) whose input column ox*stride + off lies inside [0, width).
+  void valid_range(std::ptrdiff_t off, std::size_t n, std::size_t extent, std::size_t& lo, std::size_t& hi) const {
+    const std::ptrdiff_t s = std::ptrdiff_t(stride);
+    std::ptrdiff_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+    std::ptrdiff_t h = std::ptrdiff_t(extent) - 1 - off < 0 ? 0 : (std::ptrdiff_t(extent) - 1 - off) / s + 1;
+    l = std::min<std::ptrdiff_t>(l, std::ptrdiff_t(n));
+    h = std::clamp<std::ptrdiff_t>(h, l, std::ptrdiff_t(n));
+    lo = std::size_t(l);
+    hi = std::size_t(h);
+  }
+};
+
+/// col[(c*k + ky)*k + kx][oy*Wo + ox] = x[c][oy*s - p + ky*d][ox*s - p + kx*d] (0 outside).
+template <class T>
+void im2col(const ConvGeometry& g, const T* x, T* col) {
+  const std::size_t k = g.kernel, Ho = g.out_h, Wo = g.out_w, H = g.height, W = g.width, s = g.stride;
+  for (std::size_t c = 0; c < g.channels; ++c) {
+    const T* xc = x + c * H * W;
+    for (std::size_t ky = 0; ky < k; ++ky) {
+      const std::ptrdiff_t offy = std::ptrdiff_t(ky * g.dilation) - std::ptrdiff_t(g.pad);
+      std::size_t oy_lo, oy_hi;
+      g.valid_range(offy, Ho, H, oy_lo, oy_hi);
+      for (std::size_t kx = 0; kx < k; ++kx) {
+        T* row = col + ((c * k + ky) * k + kx) * Ho * Wo;
+        const std::ptrdiff_t offx = std::ptrdiff_t(kx * g.dilation) - std::ptrdiff_t(g.pad);
+        std::size_t ox_lo, ox_hi;
+        g.valid_range(offx, Wo, W, ox_lo, ox_hi);
+        std::fill(row, row + oy_lo * Wo, T(0));
+        for (std::size_t oy = oy_lo; oy < oy_hi; ++oy) {
+          T* dst = row + oy * Wo;
+          const T* src = xc + std::size_t(std::ptrdiff_t(oy * s) + offy) * W;
+          std::fill(dst, dst + ox_lo, T(0));
+          if (s == 1) {
+            if (ox_hi > ox_lo) std::memcpy(dst + ox_lo, src + std::ptrdiff_t(ox_lo) + offx, (ox_hi - ox_lo) * sizeof(T));
+          } else {
+            for (std::size_t ox = ox_lo; ox < ox_hi; ++ox) dst[ox] = src[std::ptrdiff_t(ox * s) + offx];
+          }
+          std::fill(dst + ox_hi, dst + Wo, T(0));
+        }
+        std::fill(row + oy_hi * Wo, row + Ho * Wo, T(0));
+      }
+    }
+  }
+}
+
+/// The adjoint of im2col: x[c][iy][ix] += every col entry that im2col read from there.
+template <class T>
+void col2im_add(const ConvGeometry& g, const T* col, T* x) {
+  const std::size_t k = g.kernel, Ho = g.out_h, Wo = g.out_w, H = g.height, W = g.width, s = g.stride;
+  for (std::size_t c = 0; c < g.channels; ++c) {
+    T* xc = x + c * H * W;
+    for (std::size_t ky = 0; ky < k; ++ky) {
+      const std::ptrdiff_t offy = std::ptrdiff_t(ky * g.dilation) - std::ptrdiff_t(g.pad);
+      std::size_t oy_lo, oy_hi;
+      g.valid_range(offy, Ho, H, oy_lo, oy_hi);
+      for (std::size_t kx = 0; kx < k; ++kx) {
+        const T* row = col + ((c * k + ky) * k + kx) * Ho * Wo;
+        const std::ptrdiff_t offx = std::ptrdiff_t(kx * g.dilation) - std::ptrdiff_t(g.pad);
+        std::size_t ox_lo, ox_hi;
+        g.valid_range(offx, Wo, W, ox_lo, ox_hi);
+        for (std::size_t oy = oy_lo; oy < oy_hi; ++oy) {
+          const T* src = row + oy * Wo;
+          T* dst = xc + std::size_t(std::ptrdiff_t(oy * s) + offy) * W;
+          if (s == 1) {
+            T* d = dst + std::ptrdiff_t(ox_lo) + offx;
+            const T* sp = src + ox_lo;
+            const std::size_t len = ox_hi - ox_lo;
+#pragma omp simd
+            for (std::size_t i = 0; i < len; ++i) d[i] += sp[i];
+          } else {
+            for (std::size_t ox = ox_lo; ox < ox_hi; ++ox) dst[std::ptrdiff_t(ox * s) + offx] += src[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace scoreood::cpu

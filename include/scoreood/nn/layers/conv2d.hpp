@@ -1,0 +1,256 @@
+/** @file conv2d.hpp
+ *  @brief 2-D convolution (square kernel, stride, zero padding, dilation) on the CPU.
+ *
+ *  PyTorch semantics and layout: weight [out, in, k, k], bias [out], output
+ *  size (H + 2p - d(k-1) - 1) / s + 1, default init U(±1/sqrt(in*k*k)).
+ *
+ *  Implementation: the batch is split across OpenMP threads; each thread
+ *  unfolds one image (im2col, skipped for 1x1 stride-1 convolutions) and runs
+ *  single-threaded Eigen GEMMs:
+ *    forward          Y_n  = W * col_n (+ bias)
+ *    backward-filter  dW  += dY_n * col_n^T  (per-thread accumulators, reduced in parallel)
+ *    backward-data    dx_n = col2im(W^T * dY_n)
+ *  Batches smaller than the thread count run image by image with Eigen's
+ *  threaded GEMM instead. Unfolding buffers are per-thread scratch shared by
+ *  all layers, so steady-state calls do not allocate.
+ *
+ *  Training contract: forward() keeps a pointer to its input (no copy). The
+ *  input tensor must stay alive and unchanged until backward(); a resized or
+ *  reallocated input is detected and reported. */
+#pragma once
+#include <scoreood/core/error.hpp>
+#include <scoreood/core/rng.hpp>
+#include <scoreood/core/tensor.hpp>
+#include <scoreood/cpu/gemm.hpp>
+#include <scoreood/cpu/im2col.hpp>
+#include <scoreood/cpu/threading.hpp>
+#include <scoreood/nn/parameter.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+namespace scoreood::nn {
+
+/// @tparam T float for work, double for gradient tests.
+template <class T>
+class Conv2d {
+ public:
+  struct Spec {
+    std::size_t in = 0, out = 0, kernel = 3;
+    std::size_t stride = 1;
+    std::ptrdiff_t padding = -1;  ///< -1: "same" padding dilation*(kernel-1)/2
+    std::size_t dilation = 1;
+    bool bias = true;
+  };
+
+  /// Registers name+".weight" [out,in,k,k] and (if spec.bias) name+".bias" [out],
+  /// both drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = in*k*k (PyTorch's default).
+  Conv2d(ParameterStore<T>& store, const std::string& name, Spec spec, CounterRng init)
+      : name_(name), spec_(spec) {
+    auto bad = [&](const std::string& what) { throw ValueError("Conv2d '" + name + "': " + what); };
+    if (spec.in == 0 || spec.out == 0) bad("in and out channels must be positive");
+    if (spec.kernel == 0) bad("kernel must be positive");
+    if (spec.stride == 0) bad("stride must be positive");
+    if (spec.dilation == 0) bad("dilation must be positive");
+    if (spec.padding < -1) bad("padding must be >= 0, or -1 for same padding");
+    pad_ = spec.padding < 0 ? spec.dilation * (spec.kernel - 1) / 2 : std::size_t(spec.padding);
+    const std::size_t k = spec.kernel;
+    weight_ = store.add(name + ".weight", {spec.out, spec.in, k, k});
+    if (spec.bias) bias_ = store.add(name + ".bias", {spec.out});
+    const double bound = 1.0 / std::sqrt(double(spec.in * k * k));
+    const CounterRng wr = init.substream(0), br = init.substream(1);
+    T* w = weight_.value();
+    for (std::size_t i = 0; i < weight_.size; ++i) w[i] = T(bound * (2.0 * wr.uniform(i) - 1.0));
+    if (spec.bias) {
+      T* b = bias_.value();
+      for (std::size_t i = 0; i < bias_.size; ++i) b[i] = T(bound * (2.0 * br.uniform(i) - 1.0));
+    }
+  }
+
+  const Spec& spec() const { return spec_; }
+  const std::string& name() const { return name_; }
+  std::size_t padding() const { return pad_; }  ///< the resolved padding
+  const ParamRef<T>& weight() const { return weight_; }
+  const ParamRef<T>& bias() const { return bias_; }  ///< size 0 without bias
+
+  /// Output shape for an input shape; ShapeError when channels or size do not fit.
+  Shape4 output_shape(Shape4 in) const {
+    const cpu::ConvGeometry g = geometry(in);
+    return {in[0], spec_.out, g.out_h, g.out_w};
+  }
+  /// Multiply-accumulates of one forward pass over a batch of this shape.
+  std::size_t macs(Shape4 in) const {
+    const Shape4 o = output_shape(in);
+    return o[0] * o[1] * o[2] * o[3] * spec_.in * spec_.kernel * spec_.kernel;
+  }
+
+  /// Training forward: computes y (resized) and remembers x for backward.
+  void forward(const Tensor4<T>& x, Tensor4<T>& y) {
+    infer(x, y);
+    x_ = &x;
+    x_data_ = x.data();
+    x_shape_ = shape_of(x);
+  }
+
+  /// Inference forward: no state kept (safe to interleave with training calls).
+  void infer(const Tensor4<T>& x, Tensor4<T>& y) const {
+    if (&x == &y) throw Error("Conv2d '" + name_ + "': input and output must be different tensors");
+    const Shape4 xs = shape_of(x);
+    const cpu::ConvGeometry g = geometry(xs);
+    resize(y, {xs[0], spec_.out, g.out_h, g.out_w});
+    const std::size_t N = xs[0], M = spec_.out, K = g.rows(), P = g.cols();
+    const T* w = weight_.value();
+    const T* b = spec_.bias ? bias_.value() : nullptr;
+    const T* xd = x.data();
+    T* yd = y.data();
+    const int nt = cpu::threads_for(N, double(M) * double(K) * double(P));
+    cpu::parallel_region(nt, [&](int t, int T_) {
+      const auto [n0, n1] = cpu::split_range(N, t, T_);
+      T* col = g.is_pointwise() ? nullptr : cpu::scratch<T>(cpu::Scratch::col, K * P);
+      for (std::size_t n = n0; n < n1; ++n) {
+        const T* xn = xd + n * g.image_size();
+        T* yn = yd + n * M * P;
+        const T* src = xn;
+        if (col) {
+          cpu::im2col(g, xn, col);
+          src = col;
+        }
+        cpu::gemm<T>(false, false, M, P, K, T(1), w, K, src, P, T(0), yn, P);
+        if (b)
+          for (std::size_t m = 0; m < M; ++m) {
+            T* r = yn + m * P;
+            const T bm = b[m];
+#pragma omp simd
+            for (std::size_t p = 0; p < P; ++p) r[p] += bm;
+          }
+      }
+    });
+  }
+
+  /// dx = dL/dx (resized, overwritten); weight/bias grads += dL/dW, dL/db.
+  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) { backward_impl(dy, &dx); }
+
+  /// Parameter gradients only (first layer of a net: dL/dx is not needed).
+  void backward_params(const Tensor4<T>& dy) { backward_impl(dy, nullptr); }
+
+ private:
+  cpu::ConvGeometry geometry(const Shape4& in) const {
+    if (in[1] != spec_.in)
+      throw ShapeError("Conv2d '" + name_ + "': input " + to_string(in) + " has " + std::to_string(in[1]) +
+                       " channels, expected " + std::to_string(spec_.in));
+    cpu::ConvGeometry g;
+    g.channels = in[1];
+    g.height = in[2];
+    g.width = in[3];
+    g.kernel = spec_.kernel;
+    g.stride = spec_.stride;
+    g.pad = pad_;
+    g.dilation = spec_.dilation;
+    if (!g.compute_output())
+      throw ShapeError("Conv2d '" + name_ + "': input " + to_string(in) + " is smaller than the dilated kernel (" +
+                       std::to_string(spec_.dilation * (spec_.kernel - 1) + 1) + " with padding " +
+                       std::to_string(pad_) + ")");
+    return g;
+  }
+
+  static void resize(Tensor4<T>& t, const Shape4& s) {
+    if (shape_of(t) != s) t.resize(s);
+  }
+
+  void backward_impl(const Tensor4<T>& dy, Tensor4<T>* dx) {
+    if (!x_) throw Error("Conv2d '" + name_ + "': backward() called without a training forward()");
+    if (x_->data() != x_data_ || shape_of(*x_) != x_shape_)
+      throw Error("Conv2d '" + name_ + "': the forward input was resized or freed before backward()");
+    const cpu::ConvGeometry g = geometry(x_shape_);
+    const Shape4 ys{x_shape_[0], spec_.out, g.out_h, g.out_w};
+    if (shape_of(dy) != ys)
+      throw ShapeError("Conv2d '" + name_ + "': output gradient " + to_string(shape_of(dy)) + ", expected " +
+                       to_string(ys));
+    if (dx) {
+      if (dx == x_ || dx == &dy) throw Error("Conv2d '" + name_ + "': dx must be a separate tensor");
+      resize(*dx, x_shape_);
+    }
+    const std::size_t N = x_shape_[0], M = spec_.out, K = g.rows(), P = g.cols();
+    const std::size_t acc_size = M * K + (spec_.bias ? M : 0);
+    const T* w = weight_.value();
+    T* gw = weight_.grad();
+    T* gb = spec_.bias ? bias_.grad() : nullptr;
+    const T* xd = x_data_;
+    const T* dyd = dy.data();
+    T* dxd = dx ? dx->data() : nullptr;
+    const int nt = std::min(kMaxThreads, cpu::threads_for(N, double(M) * double(K) * double(P) * (dx ? 2 : 1)));
+    T* accs[kMaxThreads] = {};
+    cpu::parallel_region(nt, [&](int t, int T_) {
+      const auto [n0, n1] = cpu::split_range(N, t, T_);
+      const bool pw = g.is_pointwise();
+      T* col = pw ? nullptr : cpu::scratch<T>(cpu::Scratch::col, K * P);
+      // One thread accumulates straight into the store; the others into scratch.
+      T* acc_w = gw;
+      T* acc_b = gb;
+      if (t > 0) {
+        T* acc = cpu::scratch<T>(cpu::Scratch::accum, acc_size);
+        std::fill(acc, acc + acc_size, T(0));
+        accs[t] = acc;
+        acc_w = acc;
+        acc_b = gb ? acc + M * K : nullptr;
+      }
+      for (std::size_t n = n0; n < n1; ++n) {
+        const T* xn = xd + n * g.image_size();
+        const T* dyn = dyd + n * M * P;
+        const T* src = xn;
+        if (col) {
+          cpu::im2col(g, xn, col);
+          src = col;
+        }
+        // backward-filter: dW[M,K] += dY_n[M,P] * col^T[P,K]
+        cpu::gemm<T>(false, true, M, K, P, T(1), dyn, P, src, P, T(1), acc_w, K);
+        if (acc_b)
+          for (std::size_t m = 0; m < M; ++m) {
+            const T* r = dyn + m * P;
+            T s = 0;
+#pragma omp simd reduction(+ : s)
+            for (std::size_t p = 0; p < P; ++p) s += r[p];
+            acc_b[m] += s;
+          }
+        if (dxd) {
+          T* dxn = dxd + n * g.image_size();
+          if (pw) {
+            cpu::gemm<T>(true, false, K, P, M, T(1), w, K, dyn, P, T(0), dxn, P);
+          } else {
+            // backward-data: dcol[K,P] = W^T[K,M] * dY_n[M,P], folded back onto the image.
+            T* dcol = cpu::scratch<T>(cpu::Scratch::dcol, K * P);
+            cpu::gemm<T>(true, false, K, P, M, T(1), w, K, dyn, P, T(0), dcol, P);
+            std::fill(dxn, dxn + g.image_size(), T(0));
+            cpu::col2im_add(g, dcol, dxn);
+          }
+        }
+      }
+      if (T_ > 1) {
+        // Parallel reduction of the per-thread accumulators, each thread a slice.
+        cpu::barrier(T_);
+        const auto [j0, j1] = cpu::split_range(acc_size, t, T_);
+        for (int u = 1; u < T_; ++u) {
+          const T* a = accs[u];
+          const std::size_t mk = M * K, jm = std::min(j1, mk);
+          for (std::size_t j = j0; j < jm; ++j) gw[j] += a[j];
+          for (std::size_t j = std::max(j0, mk); j < j1; ++j) gb[j - mk] += a[j];
+        }
+      }
+    });
+  }
+
+  static constexpr int kMaxThreads = 256;
+
+  std::string name_;
+  Spec spec_;
+  std::size_t pad_ = 0;
+  ParamRef<T> weight_{}, bias_{};
+  // Training cache: the input of the last forward().
+  const Tensor4<T>* x_ = nullptr;
+  const T* x_data_ = nullptr;
+  Shape4 x_shape_{};
+};
+
+}  // namespace scoreood::nn

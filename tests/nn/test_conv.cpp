@@ -1,0 +1,341 @@
+// Conv2d: forward against a naive direct convolution (float and double),
+// backward against naive loops and finite differences, PyTorch values for
+// fixed cases (layout, init), error cases.
+#include <catch2/catch.hpp>
+#include <scoreood/nn/layers/conv2d.hpp>
+
+#include "gradcheck.hpp"
+#include "refdata.hpp"
+
+#include <cmath>
+#include <omp.h>
+#include <string>
+#include <vector>
+
+using namespace scoreood;
+using scoreood::testing::fill_normal;
+
+namespace {
+
+template <class T>
+using Spec = typename nn::Conv2d<T>::Spec;
+
+/// Direct 7-loop convolution in double: the independent reference.
+template <class T>
+Tensor4<double> naive_forward(const Tensor4<T>& x, const nn::Conv2d<T>& conv) {
+  const auto& s = conv.spec();
+  const Shape4 in = shape_of(x), o = conv.output_shape(in);
+  const std::ptrdiff_t p = std::ptrdiff_t(conv.padding());
+  const T* w = conv.weight().value();
+  Tensor4<double> y = xt::zeros<double>(o);
+  for (std::size_t n = 0; n < o[0]; ++n)
+    for (std::size_t m = 0; m < o[1]; ++m)
+      for (std::size_t oy = 0; oy < o[2]; ++oy)
+        for (std::size_t ox = 0; ox < o[3]; ++ox) {
+          double acc = s.bias ? double(conv.bias().value()[m]) : 0.0;
+          for (std::size_t c = 0; c < s.in; ++c)
+            for (std::size_t ky = 0; ky < s.kernel; ++ky)
+              for (std::size_t kx = 0; kx < s.kernel; ++kx) {
+                const std::ptrdiff_t iy = std::ptrdiff_t(oy * s.stride + ky * s.dilation) - p;
+                const std::ptrdiff_t ix = std::ptrdiff_t(ox * s.stride + kx * s.dilation) - p;
+                if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(in[2]) || ix >= std::ptrdiff_t(in[3])) continue;
+                acc += double(w[((m * s.in + c) * s.kernel + ky) * s.kernel + kx]) * double(x(n, c, iy, ix));
+              }
+          y(n, m, oy, ox) = acc;
+        }
+  return y;
+}
+
+/// Direct backward loops in double: dx, dW, db for a given dy.
+template <class T>
+void naive_backward(const Tensor4<T>& x, const Tensor4<T>& dy, const nn::Conv2d<T>& conv, Tensor4<double>& dx,
+                    std::vector<double>& dw, std::vector<double>& db) {
+  const auto& s = conv.spec();
+  const Shape4 in = shape_of(x), o = shape_of(dy);
+  const std::ptrdiff_t p = std::ptrdiff_t(conv.padding());
+  const T* w = conv.weight().value();
+  dx = xt::zeros<double>(in);
+  dw.assign(conv.weight().size, 0.0);
+  db.assign(s.out, 0.0);
+  for (std::size_t n = 0; n < o[0]; ++n)
+    for (std::size_t m = 0; m < o[1]; ++m)
+      for (std::size_t oy = 0; oy < o[2]; ++oy)
+        for (std::size_t ox = 0; ox < o[3]; ++ox) {
+          const double g = dy(n, m, oy, ox);
+          db[m] += g;
+          for (std::size_t c = 0; c < s.in; ++c)
+            for (std::size_t ky = 0; ky < s.kernel; ++ky)
+              for (std::size_t kx = 0; kx < s.kernel; ++kx) {
+                const std::ptrdiff_t iy = std::ptrdiff_t(oy * s.stride + ky * s.dilation) - p;
+                const std::ptrdiff_t ix = std::ptrdiff_t(ox * s.stride + kx * s.dilation) - p;
+                if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(in[2]) || ix >= std::ptrdiff_t(in[3])) continue;
+                const std::size_t wi = ((m * s.in + c) * s.kernel + ky) * s.kernel + kx;
+                dx(n, c, iy, ix) += double(w[wi]) * g;
+                dw[wi] += double(x(n, c, iy, ix)) * g;
+              }
+        }
+}
+
+template <class A, class B>
+double max_abs_diff(const A* a, const B* b, std::size_t n) {
+  double m = 0;
+  for (std::size_t i = 0; i < n; ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+  return m;
+}
+
+std::string describe(const Shape4& in, std::size_t cout, std::size_t k, std::size_t s, std::ptrdiff_t p,
+                     std::size_t d, bool b) {
+  return "x " + to_string(in) + " out " + std::to_string(cout) + " k" + std::to_string(k) + " s" +
+         std::to_string(s) + " p" + std::to_string(p) + " d" + std::to_string(d) + (b ? " bias" : " nobias");
+}
+
+/// A conv configuration that fits: input at least the dilated kernel minus padding.
+struct Case {
+  Shape4 in;
+  Spec<double> spec;
+};
+
+std::vector<Case> sweep() {
+  std::vector<Case> cases;
+  CounterRng r(7, 0);
+  std::uint64_t i = 0;
+  for (std::size_t k : {1, 3, 5})
+    for (std::size_t s : {1, 2})
+      for (std::size_t d : {1, 2, 4})
+        for (std::ptrdiff_t p : {-1, 0, 1, 2}) {
+          if (k == 1 && d > 1) continue;  // dilation is meaningless for 1x1
+          const std::size_t pad = p < 0 ? d * (k - 1) / 2 : std::size_t(p);
+          const std::size_t span = d * (k - 1) + 1;
+          const std::size_t minimal = span > 2 * pad ? span - 2 * pad : 1;
+          Case c;
+          c.in = {1 + r.uniform_int(i++, 2), 1 + r.uniform_int(i++, 3), minimal + r.uniform_int(i++, 4),
+                  minimal + r.uniform_int(i++, 5)};
+          c.spec = {c.in[1], 1 + r.uniform_int(i++, 3), k, s, p, d, r.uniform_int(i++, 2) == 1};
+          cases.push_back(c);
+        }
+  return cases;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Conv2d forward matches a direct convolution", "[conv]", float, double) {
+  using T = TestType;
+  const double tol = std::is_same_v<T, float> ? 2e-5 : 1e-12;
+  std::uint64_t seed = 0;
+  for (const auto& c : sweep()) {
+    nn::ParameterStore<T> store;
+    Spec<T> spec{c.spec.in, c.spec.out, c.spec.kernel, c.spec.stride, c.spec.padding, c.spec.dilation, c.spec.bias};
+    nn::Conv2d<T> conv(store, "c", spec, CounterRng(11, seed));
+    Tensor4<T> x = xt::empty<T>(c.in), y;
+    fill_normal(x, CounterRng(12, seed++));
+    conv.infer(x, y);
+    const Tensor4<double> ref = naive_forward(x, conv);
+    INFO(describe(c.in, spec.out, spec.kernel, spec.stride, spec.padding, spec.dilation, spec.bias));
+    REQUIRE(shape_of(y) == shape_of(ref));
+    CHECK(max_abs_diff(y.data(), ref.data(), y.size()) < tol);
+  }
+}
+
+TEST_CASE("Conv2d gradients pass finite differences over kernels, strides, paddings, dilations", "[conv][grad]") {
+  std::uint64_t seed = 100;
+  int checked = 0;
+  for (const auto& c : sweep()) {
+    nn::ParameterStore<double> store;
+    nn::Conv2d<double> conv(store, "conv", c.spec, CounterRng(3, seed));
+    Tensor4<double> x = xt::empty<double>(c.in);
+    fill_normal(x, CounterRng(4, seed++));
+    const auto rep = testing::gradcheck([&](const Tensor4<double>& xi, Tensor4<double>& y) { conv.forward(xi, y); },
+                                        [&](const Tensor4<double>& dy, Tensor4<double>& dx) { conv.backward(dy, dx); },
+                                        x, &store);
+    INFO(describe(c.in, c.spec.out, c.spec.kernel, c.spec.stride, c.spec.padding, c.spec.dilation, c.spec.bias));
+    INFO(rep.str());
+    CHECK(rep.max_rel < 1e-6);
+    ++checked;
+  }
+  CHECK(checked >= 40);
+}
+
+TEMPLATE_TEST_CASE("Conv2d backward on a threaded batch matches direct loops", "[conv]", float, double) {
+  using T = TestType;
+  const double tol = std::is_same_v<T, float> ? 1e-3 : 1e-10;
+  struct Big {
+    Shape4 in;
+    Spec<T> spec;
+  };
+  // Large enough that the batch is split across threads and the accumulators reduced.
+  const std::vector<Big> cases = {
+      {{6, 8, 13, 11}, {8, 12, 3, 1, -1, 1, true}},  {{5, 16, 14, 14}, {16, 8, 3, 2, 1, 1, true}},
+      {{4, 12, 14, 14}, {12, 12, 3, 1, -1, 4, false}}, {{7, 16, 9, 9}, {16, 24, 1, 1, 0, 1, true}},
+      {{3, 6, 10, 12}, {6, 5, 5, 2, 2, 1, true}}};
+  std::uint64_t seed = 0;
+  for (const auto& c : cases) {
+    nn::ParameterStore<T> store;
+    nn::Conv2d<T> conv(store, "c", c.spec, CounterRng(21, seed));
+    Tensor4<T> x = xt::empty<T>(c.in), y, dx;
+    fill_normal(x, CounterRng(22, seed));
+    conv.forward(x, y);
+    Tensor4<T> dy = xt::empty<T>(shape_of(y));
+    fill_normal(dy, CounterRng(23, seed++));
+    // Pre-existing grads must be accumulated into, not overwritten.
+    for (auto& g : store.grads()) g = T(0.5);
+    conv.backward(dy, dx);
+    Tensor4<double> rdx;
+    std::vector<double> rdw, rdb;
+    naive_backward(x, dy, conv, rdx, rdw, rdb);
+    for (auto& v : rdw) v += 0.5;
+    for (auto& v : rdb) v += 0.5;
+    INFO(describe(c.in, c.spec.out, c.spec.kernel, c.spec.stride, c.spec.padding, c.spec.dilation, c.spec.bias));
+    REQUIRE(shape_of(dx) == c.in);
+    CHECK(max_abs_diff(dx.data(), rdx.data(), dx.size()) < tol);
+    CHECK(max_abs_diff(conv.weight().grad(), rdw.data(), rdw.size()) < tol * 10);
+    if (c.spec.bias) CHECK(max_abs_diff(conv.bias().grad(), rdb.data(), rdb.size()) < tol * 10);
+
+    // backward_params gives the same parameter gradients without dx.
+    store.zero_grad();
+    conv.backward_params(dy);
+    for (auto& v : rdw) v -= 0.5;
+    CHECK(max_abs_diff(conv.weight().grad(), rdw.data(), rdw.size()) < tol * 10);
+  }
+}
+
+TEST_CASE("Conv2d gives the same result on one thread and on all threads", "[conv]") {
+  nn::ParameterStore<float> store;
+  nn::Conv2d<float> conv(store, "c", {8, 8, 3}, CounterRng(5));
+  Tensor4<float> x = xt::empty<float>({6, 8, 12, 12}), y1, y2, dx1, dx2;
+  fill_normal(x, CounterRng(6));
+  Tensor4<float> dy = xt::empty<float>({6, 8, 12, 12});
+  fill_normal(dy, CounterRng(7));
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  conv.forward(x, y1);
+  conv.backward(dy, dx1);
+  std::vector<float> g1(store.grads().begin(), store.grads().end());
+  store.zero_grad();
+  omp_set_num_threads(std::max(2, saved));
+  conv.forward(x, y2);
+  conv.backward(dy, dx2);
+  omp_set_num_threads(saved);
+  CHECK(max_abs_diff(y1.data(), y2.data(), y1.size()) < 1e-5);
+  CHECK(max_abs_diff(dx1.data(), dx2.data(), dx1.size()) < 1e-5);
+  CHECK(max_abs_diff(g1.data(), store.grad_data(), g1.size()) < 1e-4);  // reduction order differs
+}
+
+TEST_CASE("Conv2d matches PyTorch (weight layout, stride, dilation, 1x1, gradients)", "[conv][torch]") {
+  const auto refs = testing::load_refdata(std::string(SCOREOOD_TEST_DATA_DIR) + "/conv_refs.txt");
+  for (const std::string name : {"conv_a", "conv_b", "conv_c"}) {
+    INFO(name);
+    const auto& sp = refs.at(name + ".spec").values;
+    const nn::Conv2d<double>::Spec spec{std::size_t(sp[0]), std::size_t(sp[1]), std::size_t(sp[2]),
+                                        std::size_t(sp[3]), std::ptrdiff_t(sp[4]), std::size_t(sp[5]), sp[6] != 0};
+    auto load = [&](const std::string& key) {
+      const auto& a = refs.at(name + "." + key);
+      Tensor4<double> t = xt::empty<double>({a.shape[0], a.shape[1], a.shape[2], a.shape[3]});
+      std::copy(a.values.begin(), a.values.end(), t.data());
+      return t;
+    };
+    for (int prec = 0; prec < 2; ++prec) {
+      // Same case in double (tight) and float (loose): the float path is the one in production.
+      auto run = [&](auto zero) {
+        using T = decltype(zero);
+        nn::ParameterStore<T> store;
+        nn::Conv2d<T> conv(store, "c", {spec.in, spec.out, spec.kernel, spec.stride, spec.padding, spec.dilation,
+                                        spec.bias}, CounterRng(1));
+        const auto& w = refs.at(name + ".weight");
+        REQUIRE(w.values.size() == conv.weight().size);
+        std::copy(w.values.begin(), w.values.end(), conv.weight().value());  // [out, in, kh, kw] as stored by torch
+        if (spec.bias) {
+          const auto& b = refs.at(name + ".bias").values;
+          std::copy(b.begin(), b.end(), conv.bias().value());
+        }
+        const Tensor4<T> x = xt::cast<T>(load("x")), dy = xt::cast<T>(load("dy"));
+        Tensor4<T> y, dx;
+        conv.forward(x, y);
+        conv.backward(dy, dx);
+        const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-12;
+        const Tensor4<double> ry = load("y"), rdx = load("dx");
+        REQUIRE(shape_of(y) == shape_of(ry));
+        CHECK(max_abs_diff(y.data(), ry.data(), y.size()) < tol);
+        CHECK(max_abs_diff(dx.data(), rdx.data(), dx.size()) < tol);
+        const auto& dw = refs.at(name + ".dweight").values;
+        CHECK(max_abs_diff(conv.weight().grad(), dw.data(), dw.size()) < tol);
+        if (spec.bias) {
+          const auto& db = refs.at(name + ".dbias").values;
+          CHECK(max_abs_diff(conv.bias().grad(), db.data(), db.size()) < tol);
+        }
+      };
+      if (prec == 0) run(double{});
+      else run(float{});
+    }
+  }
+}
+
+TEST_CASE("Conv2d default init follows PyTorch's U(-1/sqrt(fan_in), 1/sqrt(fan_in))", "[conv][torch]") {
+  const auto refs = testing::load_refdata(std::string(SCOREOOD_TEST_DATA_DIR) + "/conv_refs.txt");
+  const auto& ws = refs.at("init.weight_stats").values;  // max|w|, std, mean of torch's Conv2d(64, 64, 3)
+  const auto& bs = refs.at("init.bias_stats").values;
+  nn::ParameterStore<double> store;
+  nn::Conv2d<double> conv(store, "c", {64, 64, 3}, CounterRng(99));
+  const auto w = conv.weight().values();
+  double mx = 0, s = 0, s2 = 0;
+  for (double v : w) {
+    mx = std::max(mx, std::abs(v));
+    s += v;
+    s2 += v * v;
+  }
+  const double n = double(w.size()), mean = s / n, sd = std::sqrt(s2 / n - mean * mean);
+  const double bound = 1.0 / std::sqrt(64.0 * 9.0);
+  CHECK(mx <= bound);
+  CHECK(mx == Approx(ws[0]).epsilon(0.01));  // both reach the same bound
+  CHECK(sd == Approx(ws[1]).epsilon(0.03));  // std b/sqrt(3) for both
+  CHECK(std::abs(mean) < 3 * sd / std::sqrt(n));
+  double bmx = 0;
+  for (double v : conv.bias().values()) bmx = std::max(bmx, std::abs(v));
+  CHECK(bmx <= bound);
+  CHECK(bmx > 0.8 * bs[0]);
+  // Different seeds give different weights; the same seed the same ones.
+  nn::ParameterStore<double> s1, s3;
+  nn::Conv2d<double> c1(s1, "c", {4, 4, 3}, CounterRng(1)), c3(s3, "c", {4, 4, 3}, CounterRng(1));
+  CHECK(s1.values()[5] == s3.values()[5]);
+  CHECK(s1.values()[5] != store.values()[5]);
+}
+
+TEST_CASE("Conv2d shapes, MACs, parameter names", "[conv]") {
+  nn::ParameterStore<float> store;
+  nn::Conv2d<float> a(store, "enc.conv1", {32, 64, 3, 2}, CounterRng(1));
+  nn::Conv2d<float> b(store, "res3.conv", {128, 128, 3, 1, -1, 4, false}, CounterRng(2));
+  CHECK(a.output_shape({128, 32, 28, 28}) == Shape4{128, 64, 14, 14});
+  CHECK(a.output_shape({1, 32, 7, 7}) == Shape4{1, 64, 4, 4});
+  CHECK(b.padding() == 4);
+  CHECK(b.output_shape({2, 128, 14, 14}) == Shape4{2, 128, 14, 14});
+  CHECK(a.macs({128, 32, 28, 28}) == std::size_t(128) * 64 * 14 * 14 * 32 * 9);
+  REQUIRE(store.entries().size() == 3);
+  CHECK(store.entries()[0].name == "enc.conv1.weight");
+  CHECK(store.entries()[0].shape == std::vector<std::size_t>{64, 32, 3, 3});
+  CHECK(store.entries()[1].name == "enc.conv1.bias");
+  CHECK(store.entries()[2].name == "res3.conv.weight");
+  CHECK(store.count() == 64 * 32 * 9 + 64 + 128 * 128 * 9);
+}
+
+TEST_CASE("Conv2d rejects bad specs, shapes and call orders with clear messages", "[conv][errors]") {
+  using Catch::Matchers::Contains;
+  nn::ParameterStore<float> store;
+  CHECK_THROWS_WITH(nn::Conv2d<float>(store, "z", {0, 4, 3}, CounterRng()), Contains("'z'") && Contains("channels"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(store, "s", {1, 4, 3, 0}, CounterRng()), Contains("stride"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(store, "d", {1, 4, 3, 1, -1, 0}, CounterRng()), Contains("dilation"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(store, "p", {1, 4, 3, 1, -2}, CounterRng()), Contains("padding"));
+  nn::Conv2d<float> conv(store, "net.c", {3, 4, 5, 1, 0}, CounterRng());
+  Tensor4<float> x = xt::zeros<float>({2, 2, 8, 8}), y, dx;
+  CHECK_THROWS_AS(conv.infer(x, y), ShapeError);
+  CHECK_THROWS_WITH(conv.infer(x, y), Contains("net.c") && Contains("2 channels") && Contains("expected 3"));
+  Tensor4<float> small = xt::zeros<float>({1, 3, 4, 9});
+  CHECK_THROWS_WITH(conv.infer(small, y), Contains("smaller than the dilated kernel"));
+  Tensor4<float> ok = xt::zeros<float>({1, 3, 6, 6}), dy = xt::zeros<float>({1, 4, 3, 3});
+  CHECK_THROWS_WITH(conv.backward(dy, dx), Contains("without a training forward"));
+  CHECK_THROWS_AS(conv.infer(ok, ok), Error);
+  conv.forward(ok, y);
+  CHECK(shape_of(y) == Shape4{1, 4, 2, 2});
+  CHECK_THROWS_AS(conv.backward(dy, dx), ShapeError);  // dy must be [1, 4, 2, 2]
+  ok.resize({2, 3, 6, 6});                               // reallocated after forward
+  Tensor4<float> dy2 = xt::zeros<float>({1, 4, 2, 2});
+  CHECK_THROWS_WITH(conv.backward(dy2, dx), Contains("resized or freed"));
+}
