@@ -1,0 +1,84 @@
+# CUDA backend: hand-written kernels (include/scoreood/cuda/kernels/*.cuh) and
+# cuDNN convolutions (include/scoreood/cuda/conv.cuh).
+#
+# Included from the top-level CMakeLists.txt after the library target exists.
+# Without nvcc (or with -DSCOREOOD_ENABLE_CUDA=OFF) this file only declares the
+# options and returns: the CPU build is untouched.
+#
+# Users opt in by linking scoreood::cuda into a target whose sources are .cu:
+#   target_link_libraries(app PRIVATE scoreood::cuda)
+include(CheckLanguage)
+check_language(CUDA)
+if(CMAKE_CUDA_COMPILER)
+  set(_scoreood_cuda_default ON)
+else()
+  set(_scoreood_cuda_default OFF)
+endif()
+option(SCOREOOD_ENABLE_CUDA "Build the CUDA backend (tests, benchmarks, scoreood::cuda target); needs nvcc"
+       ${_scoreood_cuda_default})
+# sm_90 machine code for H100/H200 plus compute_90 PTX that newer GPUs JIT-compile.
+set(SCOREOOD_CUDA_ARCHITECTURES "90-real;90-virtual" CACHE STRING
+    "CUDA architectures for the CUDA tests/benchmarks (CMake CUDA_ARCHITECTURES syntax)")
+set(CUDNN_ROOT "$ENV{CUDNN_ROOT}" CACHE PATH "Extra place to look for cuDNN (folder with include/ and lib/)")
+
+if(NOT SCOREOOD_ENABLE_CUDA)
+  message(STATUS "scoreood: CUDA backend off")
+  return()
+endif()
+if(NOT CMAKE_CUDA_COMPILER)
+  message(FATAL_ERROR "SCOREOOD_ENABLE_CUDA is ON but CMake found no CUDA compiler: put nvcc on PATH, "
+                      "set CUDACXX=/usr/local/cuda/bin/nvcc, or configure with -DSCOREOOD_ENABLE_CUDA=OFF")
+endif()
+
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  set(CMAKE_CUDA_ARCHITECTURES ${SCOREOOD_CUDA_ARCHITECTURES})
+endif()
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+
+# cuDNN: the toolkit's own folders first, then CUDNN_ROOT (for example the
+# nvidia-cudnn pip wheel's folder, whose library has only the versioned name).
+find_path(SCOREOOD_CUDNN_INCLUDE_DIR cudnn.h
+  HINTS ${CUDNN_ROOT} ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}
+  PATH_SUFFIXES include)
+find_library(SCOREOOD_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9
+  HINTS ${CUDNN_ROOT} ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}
+  PATH_SUFFIXES lib64 lib lib/x86_64-linux-gnu)
+if(SCOREOOD_CUDNN_INCLUDE_DIR AND SCOREOOD_CUDNN_LIBRARY)
+  set(SCOREOOD_HAVE_CUDNN ON)
+  message(STATUS "scoreood: cuDNN ${SCOREOOD_CUDNN_LIBRARY} (headers ${SCOREOOD_CUDNN_INCLUDE_DIR})")
+else()
+  set(SCOREOOD_HAVE_CUDNN OFF)
+  message(WARNING "scoreood: cuDNN not found (set CUDNN_ROOT): CUDA kernels build, convolutions (conv.cuh) do not")
+endif()
+
+add_library(scoreood_cuda INTERFACE)
+add_library(scoreood::cuda ALIAS scoreood_cuda)
+target_link_libraries(scoreood_cuda INTERFACE scoreood::scoreood CUDA::cudart)
+if(TARGET CUDA::cublas)
+  target_link_libraries(scoreood_cuda INTERFACE CUDA::cublas)
+endif()
+if(SCOREOOD_HAVE_CUDNN)
+  target_include_directories(scoreood_cuda INTERFACE ${SCOREOOD_CUDNN_INCLUDE_DIR})
+  target_link_libraries(scoreood_cuda INTERFACE ${SCOREOOD_CUDNN_LIBRARY})
+endif()
+# CMake < 3.26 does not know the cuda_std_20 feature for nvcc 12+, so ask for
+# C++20 directly (harmless on newer CMake).
+target_compile_options(scoreood_cuda INTERFACE
+  $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>
+  $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall>)
+
+# Settings for this repository's CUDA programs only.
+function(scoreood_cuda_program name)
+  target_link_libraries(${name} PRIVATE scoreood::cuda)
+  set_target_properties(${name} PROPERTIES CUDA_ARCHITECTURES "${SCOREOOD_CUDA_ARCHITECTURES}")
+  target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -lineinfo>)
+endfunction()
+
+if(SCOREOOD_BUILD_TESTS)
+  enable_testing()
+  add_subdirectory(${CMAKE_CURRENT_LIST_DIR}/../tests/cuda ${PROJECT_BINARY_DIR}/tests_cuda)
+endif()
+if(SCOREOOD_BUILD_BENCHMARKS)
+  add_subdirectory(${CMAKE_CURRENT_LIST_DIR}/../benchmarks/cuda ${PROJECT_BINARY_DIR}/benchmarks_cuda)
+endif()

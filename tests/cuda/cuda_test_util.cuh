@@ -1,0 +1,57 @@
+// Helpers shared by the CUDA tests: random host data from the library's RNG,
+// device round trips, and the norm-wise relative error ||a - b|| / ||b||.
+#pragma once
+#include <scoreood/core/rng.hpp>
+#include <scoreood/cuda.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace sot {
+
+namespace gpu = scoreood::gpu;
+
+/// Tolerance of every float32 kernel against its double reference.
+inline constexpr double kTol = 1e-4;
+
+/// n normals (times scale, plus shift) from a fixed stream: different per seed, same every run.
+inline std::vector<float> randn(std::size_t n, std::uint64_t seed, float scale = 1.0f, float shift = 0.0f) {
+  const scoreood::CounterRng rng(seed, 12345);
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = shift + scale * rng.normal(i);
+  return v;
+}
+
+inline std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+/// ||a - b|| / ||b|| in double; NaN anywhere in a gives NaN (which fails `< tol`).
+inline double rel_err(const std::vector<float>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return std::numeric_limits<double>::quiet_NaN();
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += b[i] * b[i];
+  }
+  if (den == 0) return std::sqrt(num);
+  return std::sqrt(num / den);
+}
+
+/// A device buffer filled with NaN, so an unwritten output element fails the check.
+inline gpu::DeviceBuffer<float> poisoned(std::size_t n) {
+  gpu::DeviceBuffer<float> b(n);
+  gpu::fill(b.data(), n, std::numeric_limits<float>::quiet_NaN());
+  return b;
+}
+
+template <typename T>
+std::vector<T> download(const gpu::DeviceBuffer<T>& b) {
+  SCOREOOD_CUDA_CHECK(cudaDeviceSynchronize());
+  return b.to_host();
+}
+
+}  // namespace sot
