@@ -250,15 +250,16 @@ TEST_CASE("random_elements is reproducible and covers the group uniformly", "[au
 }
 
 TEST_CASE("Batch results do not depend on the number of threads", "[augment][batch]") {
-  const auto x = random_images<float>(64, 3, 16, 16, 4);
-  PatchPermutations g(4, 4, 5, 17);
-  const auto ks = random_elements(g, CounterRng(1), 64);
+  // Large enough (786k values) for the batch helpers to go parallel.
+  const auto x = random_images<float>(256, 3, 32, 32, 4);
+  PatchPermutations g(8, 8, 5, 17);
+  const auto ks = random_elements(g, CounterRng(1), 256);
   Tensor4<float> y1, y2;
   const int before = omp_get_max_threads();
   omp_set_num_threads(1);
   g.apply_each(x, ks, y1);
   omp_set_num_threads(std::max(2, before));
-  PatchPermutations fresh(4, 4, 5, 17);  // new cache, built concurrently
+  PatchPermutations fresh(8, 8, 5, 17);  // new cache, built concurrently
   fresh.apply_each(x, ks, y2);
   omp_set_num_threads(before);
   CHECK(same(y1, y2));

@@ -57,7 +57,7 @@ inline Images patch_shuffle(const Images& x, std::size_t patch_h, std::size_t pa
   const float* src = x.data();
   float* dst = y.data();
   const auto sn = static_cast<std::ptrdiff_t>(N);
-#pragma omp parallel for schedule(static) if (N * img > (1u << 15))
+#pragma omp parallel for schedule(static) if (N * img > (1u << 18))
   for (std::ptrdiff_t i = 0; i < sn; ++i) {
     const auto perm = detail::random_permutation(rng.substream(static_cast<std::uint64_t>(i)), n);
     detail::permute_patches(src + std::size_t(i) * img, dst + std::size_t(i) * img, C, H, W, patch_h, patch_w,
