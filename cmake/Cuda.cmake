@@ -19,6 +19,8 @@ option(SCOREOOD_ENABLE_CUDA "Build the CUDA backend (tests, benchmarks, scoreood
 # sm_90 machine code for H100/H200 plus compute_90 PTX that newer GPUs JIT-compile.
 set(SCOREOOD_CUDA_ARCHITECTURES "90-real;90-virtual" CACHE STRING
     "CUDA architectures for the CUDA tests/benchmarks (CMake CUDA_ARCHITECTURES syntax)")
+# Plain cudaEvent timing, no Google Benchmark: on by default with the other benchmarks.
+option(SCOREOOD_BUILD_CUDA_BENCHMARKS "Build benchmarks/cuda (needs SCOREOOD_ENABLE_CUDA)" ${SCOREOOD_BUILD_BENCHMARKS})
 set(CUDNN_ROOT "$ENV{CUDNN_ROOT}" CACHE PATH "Extra place to look for cuDNN (folder with include/ and lib/)")
 
 if(NOT SCOREOOD_ENABLE_CUDA)
@@ -55,12 +57,19 @@ endif()
 add_library(scoreood_cuda INTERFACE)
 add_library(scoreood::cuda ALIAS scoreood_cuda)
 target_link_libraries(scoreood_cuda INTERFACE scoreood::scoreood CUDA::cudart)
+# The headers test __has_include(<cudnn.h>) / <cublas_v2.h>; the definitions
+# below override that when the header is there but the library is not.
 if(TARGET CUDA::cublas)
   target_link_libraries(scoreood_cuda INTERFACE CUDA::cublas)
+else()
+  message(WARNING "scoreood: cuBLAS not found: blas.cuh is left out")
+  target_compile_definitions(scoreood_cuda INTERFACE SCOREOOD_HAVE_CUBLAS=0)
 endif()
 if(SCOREOOD_HAVE_CUDNN)
   target_include_directories(scoreood_cuda INTERFACE ${SCOREOOD_CUDNN_INCLUDE_DIR})
   target_link_libraries(scoreood_cuda INTERFACE ${SCOREOOD_CUDNN_LIBRARY})
+else()
+  target_compile_definitions(scoreood_cuda INTERFACE SCOREOOD_HAVE_CUDNN=0)
 endif()
 # CMake < 3.26 does not know the cuda_std_20 feature for nvcc 12+, so ask for
 # C++20 directly (harmless on newer CMake).
@@ -79,6 +88,6 @@ if(SCOREOOD_BUILD_TESTS)
   enable_testing()
   add_subdirectory(${CMAKE_CURRENT_LIST_DIR}/../tests/cuda ${PROJECT_BINARY_DIR}/tests_cuda)
 endif()
-if(SCOREOOD_BUILD_BENCHMARKS)
+if(SCOREOOD_BUILD_CUDA_BENCHMARKS)
   add_subdirectory(${CMAKE_CURRENT_LIST_DIR}/../benchmarks/cuda ${PROJECT_BINARY_DIR}/benchmarks_cuda)
 endif()

@@ -16,17 +16,27 @@
 #include <cuda_runtime.h>
 #include <string>
 
+// cuDNN / cuBLAS are optional: on when their header is found, unless the
+// build says otherwise (scoreood::cuda defines them to 0 when the library is missing).
+#ifndef SCOREOOD_HAVE_CUDNN
 #if __has_include(<cudnn.h>)
-#include <cudnn.h>
 #define SCOREOOD_HAVE_CUDNN 1
 #else
 #define SCOREOOD_HAVE_CUDNN 0
 #endif
+#endif
+#ifndef SCOREOOD_HAVE_CUBLAS
 #if __has_include(<cublas_v2.h>)
-#include <cublas_v2.h>
 #define SCOREOOD_HAVE_CUBLAS 1
 #else
 #define SCOREOOD_HAVE_CUBLAS 0
+#endif
+#endif
+#if SCOREOOD_HAVE_CUDNN
+#include <cudnn.h>
+#endif
+#if SCOREOOD_HAVE_CUBLAS
+#include <cublas_v2.h>
 #endif
 
 namespace scoreood::gpu {
