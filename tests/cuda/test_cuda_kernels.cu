@@ -153,8 +153,9 @@ inline std::vector<std::vector<Tap>> resize_taps(const gpu::ResizeShape& s, bool
         auto& t = taps[(std::size_t(p) * s.out_height + oy) * s.out_width + ox];
         const std::size_t base = std::size_t(p) * s.height * s.width;
         if (!bilinear) {
-          const int iy = int(std::floor(double(oy) * s.height / s.out_height));
-          const int ix = int(std::floor(double(ox) * s.width / s.out_width));
+          // PyTorch: the scale is rounded to float before the multiply.
+          const int iy = std::min(int(std::floor(float(oy) * (float(s.height) / float(s.out_height)))), s.height - 1);
+          const int ix = std::min(int(std::floor(float(ox) * (float(s.width) / float(s.out_width)))), s.width - 1);
           t.push_back({base + std::size_t(iy) * s.width + ix, 1.0});
           continue;
         }

@@ -1,7 +1,8 @@
 /** @file upsample.cuh
  *  @brief Nearest and bilinear resizing of (planes, H, W) to (planes, Ho, Wo),
  *  forward and backward, with torch.nn.functional.interpolate's index rules:
- *  nearest: src = floor(dst * H / Ho);
+ *  nearest: src = min(floor(dst * float(H / Ho)), H - 1), the scale rounded to
+ *           float first as PyTorch and nn/layers/upsample.hpp do;
  *  bilinear, align_corners = true:  src = dst * (H - 1) / (Ho - 1)  (0 when Ho == 1);
  *  bilinear, align_corners = false: src = max(0, (dst + 0.5) * H / Ho - 0.5).
  *  NCSN's RefineNet fuses resolutions with bilinear, align_corners = true. */
@@ -22,6 +23,13 @@ inline void check_resize(const ResizeShape& s, const char* who) {
   require_shape(s.planes >= 0 && s.height >= 1 && s.width >= 1 && s.out_height >= 1 && s.out_width >= 1, who,
                 "sizes must be positive: " + std::to_string(s.height) + "x" + std::to_string(s.width) + " -> " +
                     std::to_string(s.out_height) + "x" + std::to_string(s.out_width));
+}
+
+/// Source index of output index dst along one axis (nearest).
+SCOREOOD_HOST_DEVICE inline int nearest_source(int dst, int in, int out) {
+  const float scale = float(in) / float(out);
+  const int src = int(floorf(float(dst) * scale));
+  return src < in - 1 ? src : in - 1;
 }
 
 /// Source coordinate of output index dst along one axis (bilinear).
@@ -52,28 +60,33 @@ __global__ void nearest_forward(const T* x, T* y, ResizeShape s) {
   for (std::size_t i = detail::global_index(); i < n; i += detail::global_stride()) {
     const int ox = int(i % s.out_width), oy = int((i / s.out_width) % s.out_height);
     const std::size_t p = i / (std::size_t(s.out_width) * s.out_height);
-    const int iy = int(std::int64_t(oy) * s.height / s.out_height);
-    const int ix = int(std::int64_t(ox) * s.width / s.out_width);
+    const int iy = detail::nearest_source(oy, s.height, s.out_height);
+    const int ix = detail::nearest_source(ox, s.width, s.out_width);
     y[i] = x[(p * s.height + iy) * s.width + ix];
   }
 }
 
-/// One thread per input pixel: the outputs reading input index i along an
-/// axis are dst in [ceil(i * out / in), ceil((i + 1) * out / in)).
+/// One thread per input pixel, gathering the outputs that read it. Along an
+/// axis those are about dst in [i * out / in, (i + 1) * out / in); the window
+/// is widened by one on each side and each candidate is tested with the same
+/// nearest_source() as the forward pass, so both agree to the last bit.
 template <typename T>
 __global__ void nearest_backward(const T* dy, T* dx, ResizeShape s, bool accumulate) {
   const std::size_t n = std::size_t(s.planes) * s.height * s.width;
   for (std::size_t i = detail::global_index(); i < n; i += detail::global_stride()) {
     const int ix = int(i % s.width), iy = int((i / s.width) % s.height);
     const std::size_t p = i / (std::size_t(s.width) * s.height);
-    const int y0 = int((std::int64_t(iy) * s.out_height + s.height - 1) / s.height);
-    const int y1 = int((std::int64_t(iy + 1) * s.out_height + s.height - 1) / s.height);
-    const int x0 = int((std::int64_t(ix) * s.out_width + s.width - 1) / s.width);
-    const int x1 = int((std::int64_t(ix + 1) * s.out_width + s.width - 1) / s.width);
+    const int y0 = max(0, int(std::int64_t(iy) * s.out_height / s.height) - 1);
+    const int y1 = min(s.out_height, int(std::int64_t(iy + 1) * s.out_height / s.height) + 2);
+    const int x0 = max(0, int(std::int64_t(ix) * s.out_width / s.width) - 1);
+    const int x1 = min(s.out_width, int(std::int64_t(ix + 1) * s.out_width / s.width) + 2);
     const T* gp = dy + p * s.out_height * s.out_width;
     T acc = 0;
-    for (int oy = y0; oy < y1; ++oy)
-      for (int ox = x0; ox < x1; ++ox) acc += gp[oy * s.out_width + ox];
+    for (int oy = y0; oy < y1; ++oy) {
+      if (detail::nearest_source(oy, s.height, s.out_height) != iy) continue;
+      for (int ox = x0; ox < x1; ++ox)
+        if (detail::nearest_source(ox, s.width, s.out_width) == ix) acc += gp[oy * s.out_width + ox];
+    }
     dx[i] = accumulate ? dx[i] + acc : acc;
   }
 }
