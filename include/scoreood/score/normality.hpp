@@ -1,0 +1,186 @@
+/** @file normality.hpp
+ *  @brief Multi-scale "normality vectors" of images (Eq. 2, 3, 5).
+ *
+ *  For each level i (sigma_i) and image x:
+ *    msma_i = || sigma_i s(x, i) ||                                   (Eq. 2, clean x)
+ *    rec_i  = E || s(x~, i) + (x~ - x)/sigma_i^2 ||,  x~ = x + sigma_i z  (Eq. 3)
+ *    rot_i  = E sum_r || s(r(x~), i) + (x~ - x)/sigma_i^2 ||          (Eq. 5)
+ *    elem_(i,r) = E || s(r(x~), i) + (x~ - x)/sigma_i^2 ||            (the L x |G| terms of Eq. 5)
+ *  E is a mean over `draws` noise draws (the paper uses one). rec is the
+ *  identity element's term, so it comes free with rot. The noise of image n
+ *  is a counter-based function of (seed, n, level, draw): vectors do not
+ *  depend on the batch size or on which other images are in the batch. */
+#pragma once
+#include <scoreood/core/error.hpp>
+#include <scoreood/core/rng.hpp>
+#include <scoreood/core/tensor.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <ostream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace scoreood::score {
+
+/// Which normality vectors to concatenate, in this order: msma, rec, rot, per-element.
+struct FeatureSet {
+  bool msma = false, rec = false, rot = false, per_element = false;
+
+  static FeatureSet parse(std::string_view list) {
+    FeatureSet f;
+    std::size_t pos = 0;
+    while (pos <= list.size()) {
+      const std::size_t end = std::min(list.find(',', pos), list.size());
+      const std::string_view tok = list.substr(pos, end - pos);
+      if (tok == "msma") f.msma = true;
+      else if (tok == "rec") f.rec = true;
+      else if (tok == "rot") f.rot = true;
+      else if (tok == "elem" || tok == "per-element" || tok == "per_element") f.per_element = true;
+      else if (!tok.empty())
+        throw ValueError("unknown feature '" + std::string(tok) + "' (valid: msma, rec, rot, elem)");
+      pos = end + 1;
+    }
+    if (!f.any()) throw ValueError("no feature selected (valid: msma, rec, rot, elem)");
+    return f;
+  }
+  std::string str() const {
+    std::string s;
+    auto add = [&](bool on, const char* n) { if (on) s += (s.empty() ? "" : ",") + std::string(n); };
+    add(msma, "msma");
+    add(rec, "rec");
+    add(rot, "rot");
+    add(per_element, "elem");
+    return s;
+  }
+  bool any() const { return msma || rec || rot || per_element; }
+  bool needs_noise() const { return rec || rot || per_element; }
+  std::size_t dims(std::size_t L, std::size_t G) const {
+    return L * ((msma ? 1 : 0) + (rec ? 1 : 0) + (rot ? 1 : 0) + (per_element ? G : 0));
+  }
+};
+
+struct NormalityOptions {
+  FeatureSet features{.rot = true};
+  std::size_t draws = 1;       ///< noise draws averaged (K)
+  std::size_t batch = 64;      ///< images per network call (times |G| for the group terms)
+  std::uint64_t seed = 0x5C0DE;
+  std::ostream* progress = nullptr;
+  std::string label;           ///< shown in progress lines
+};
+
+/// N x D normality vectors of `images` (D = features.dims(L, |G|)), in double.
+template <class Net, class Aug>
+Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> sigmas, const Images& images,
+                         const NormalityOptions& opt) {
+  const auto& cfg = net.config();
+  const std::size_t N = images.shape()[0], C = images.shape()[1], H = images.shape()[2], W = images.shape()[3];
+  const std::size_t P = C * H * W, L = sigmas.size(), G = aug.size();
+  if (N == 0) throw ValueError("normality: no images");
+  if (C != cfg.channels || H != cfg.image_size || W != cfg.image_size)
+    throw ShapeError("normality: images " + to_string(shape_of(images)) + " do not fit the network (" +
+                     std::to_string(cfg.channels) + " x " + std::to_string(cfg.image_size) + " x " +
+                     std::to_string(cfg.image_size) + ")");
+  if (L != cfg.num_levels) throw ValueError("normality: schedule and network disagree on the number of levels");
+  if (opt.draws == 0 || opt.batch == 0) throw ValueError("normality: draws and batch must be positive");
+  const FeatureSet& f = opt.features;
+  if (!f.any()) throw ValueError("normality: no feature selected");
+  // Group terms needed: all of them for rot/per-element, the identity alone for rec.
+  const std::size_t groups = (f.rot || f.per_element) ? G : (f.rec ? 1 : 0);
+
+  Matrix<double> out = xt::zeros<double>({N, f.dims(L, G)});
+  std::vector<double> elem(N * L * G, 0.0), msma(N * L, 0.0);
+  Images in, s;
+  std::vector<int> levels;
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  std::size_t last_report = 0;
+
+  for (std::size_t n0 = 0; n0 < N; n0 += opt.batch) {
+    const std::size_t B = std::min(opt.batch, N - n0);
+    const float* x = images.data() + n0 * P;
+    for (std::size_t i = 0; i < L; ++i) {
+      const float sg = sigmas[i];
+      if (f.msma) {
+        in.resize({B, C, H, W});
+        std::copy(x, x + B * P, in.data());
+        levels.assign(B, int(i));
+        net.infer(in, levels, s);
+        for (std::size_t b = 0; b < B; ++b) {
+          double acc = 0;
+          const float* sp = s.data() + b * P;
+          for (std::size_t p = 0; p < P; ++p) acc += double(sg * sp[p]) * double(sg * sp[p]);
+          msma[(n0 + b) * L + i] = std::sqrt(acc);
+        }
+      }
+      if (groups == 0) continue;
+      for (std::size_t d = 0; d < opt.draws; ++d) {
+        const CounterRng rng = CounterRng(opt.seed, 0x4E0).substream(d * L + i);
+        in.resize({B * groups, C, H, W});
+        levels.assign(B * groups, int(i));
+        std::vector<float> z(B * P);
+#pragma omp parallel
+        {
+          std::vector<float> noisy(P);
+#pragma omp for schedule(static)
+          for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
+            const std::size_t b = std::size_t(bi);
+            const std::size_t n = n0 + b;
+            for (std::size_t p = 0; p < P; ++p) {
+              z[b * P + p] = rng.normal(n * P + p);
+              noisy[p] = x[b * P + p] + sg * z[b * P + p];
+            }
+            for (std::size_t g = 0; g < groups; ++g)
+              aug.apply_image(noisy.data(), in.data() + (g * B + b) * P, C, H, W, g);
+          }
+        }
+        net.infer(in, levels, s);
+        // || s + (x~ - x)/sigma^2 || = || s + z/sigma ||
+        const float inv = 1.0f / sg;
+#pragma omp parallel for collapse(2) schedule(static)
+        for (std::ptrdiff_t gi = 0; gi < std::ptrdiff_t(groups); ++gi)
+          for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
+            const std::size_t g = std::size_t(gi), b = std::size_t(bi);
+            const float* sp = s.data() + (g * B + b) * P;
+            const float* zp = z.data() + b * P;
+            double acc = 0;
+            for (std::size_t p = 0; p < P; ++p) {
+              const double r = double(sp[p]) + double(zp[p]) * inv;
+              acc += r * r;
+            }
+            elem[((n0 + b) * L + i) * G + g] += std::sqrt(acc) / double(opt.draws);
+          }
+      }
+    }
+    if (opt.progress && (n0 + B == N || n0 + B - last_report >= 1000)) {
+      last_report = n0 + B;
+      const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+      *opt.progress << "  normality " << opt.label << (opt.label.empty() ? "" : " ") << n0 + B << '/' << N << "  "
+                    << int(double(n0 + B) / std::max(secs, 1e-9)) << " img/s" << std::endl;
+    }
+  }
+
+  for (std::size_t n = 0; n < N; ++n) {
+    std::size_t col = 0;
+    auto put = [&](double v) { out(n, col++) = v; };
+    if (f.msma)
+      for (std::size_t i = 0; i < L; ++i) put(msma[n * L + i]);
+    if (f.rec)
+      for (std::size_t i = 0; i < L; ++i) put(elem[(n * L + i) * G + 0]);
+    if (f.rot)
+      for (std::size_t i = 0; i < L; ++i) {
+        double sum = 0;
+        for (std::size_t g = 0; g < G; ++g) sum += elem[(n * L + i) * G + g];
+        put(sum);
+      }
+    if (f.per_element)
+      for (std::size_t i = 0; i < L; ++i)
+        for (std::size_t g = 0; g < G; ++g) put(elem[(n * L + i) * G + g]);
+  }
+  return out;
+}
+
+}  // namespace scoreood::score

@@ -1,0 +1,206 @@
+/** @file trainer.hpp
+ *  @brief Trains a score network by (group) denoising score matching.
+ *
+ *  Budget by steps or wall-clock minutes; progress lines (step, loss,
+ *  images/s, ETA); a CSV loss log; periodic checkpoints that hold the network,
+ *  the Adam state and the step, so a resumed run continues exactly where it
+ *  stopped (batches are counter-based functions of (seed, step)). */
+#pragma once
+#include <scoreood/core/error.hpp>
+#include <scoreood/core/serialization.hpp>
+#include <scoreood/core/tensor.hpp>
+#include <scoreood/nn/optim.hpp>
+#include <scoreood/score/dsm.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace scoreood::score {
+
+struct TrainOptions {
+  std::size_t steps = 0;          ///< stop after this many steps (0: no step limit)
+  double minutes = 0;             ///< stop after this much wall-clock time (0: no time limit)
+  std::size_t batch = 128;
+  double lr = 1e-3;
+  double max_grad_norm = 0;       ///< clip the global gradient norm (0: off)
+  double ema = 0;                 ///< EMA rate of the weights (0: off); the EMA weights are kept at the end
+  std::uint64_t seed = 0;
+  std::size_t log_every = 50;     ///< progress line and loss-log row every N steps
+  std::size_t checkpoint_every = 0;
+  std::filesystem::path checkpoint;  ///< where periodic checkpoints go (empty: none)
+  std::filesystem::path loss_log;    ///< CSV step,loss,seconds (empty: none)
+  std::ostream* progress = nullptr;  ///< progress lines (nullptr: silent)
+};
+
+struct TrainResult {
+  std::size_t steps = 0;       ///< steps done in this run
+  std::size_t total_steps = 0; ///< including resumed ones
+  double seconds = 0;
+  double images_per_second = 0;
+  double final_loss = 0;       ///< mean loss over the last logging window
+};
+
+template <class Net, class Aug>
+class Trainer {
+ public:
+  using T = typename Net::value_type;
+  static constexpr std::string_view kind = "scoreood-train-state";
+
+  Trainer(Net& net, Aug aug, std::vector<float> sigmas, TrainOptions opt = {})
+      : net_(&net), aug_(std::move(aug)), sigmas_(std::move(sigmas)), opt_(std::move(opt)),
+        adam_(net.parameters(), make_adam_options(opt_)) {
+    if (sigmas_.size() != net.config().num_levels)
+      throw ValueError("Trainer: " + std::to_string(sigmas_.size()) + " noise levels, the network has " +
+                       std::to_string(net.config().num_levels));
+    if (opt_.batch == 0) throw ValueError("Trainer: batch must be positive");
+  }
+
+  std::size_t step() const { return step_; }
+  const TrainOptions& options() const { return opt_; }
+
+  /// One optimisation step on a batch drawn from `data`; returns the loss.
+  double train_step(const Images& data) {
+    make_dsm_batch(data, sigmas_, aug_, opt_.batch, DsmStreams::for_step(opt_.seed, step_), batch_);
+    net_->parameters().zero_grad();
+    const auto& s = net_->forward(batch_.input, batch_.levels);
+    const double loss = dsm_loss(s, batch_.noise, batch_.sigma, grad_);
+    if (!std::isfinite(loss))
+      throw Error("training diverged at step " + std::to_string(step_) + " (loss is " + std::to_string(loss) +
+                  "); lower the learning rate or enable gradient clipping");
+    net_->backward(grad_);
+    adam_.step();
+    if (ema_) ema_->update(net_->parameters());
+    ++step_;
+    return loss;
+  }
+
+  /// Trains until the step or time budget is spent.
+  TrainResult run(const Images& data) {
+    check_data(data);
+    if (opt_.steps == 0 && opt_.minutes <= 0) throw ValueError("Trainer: give a step or a minutes budget");
+    if (opt_.ema > 0 && !ema_) ema_.emplace(net_->parameters(), opt_.ema);
+    std::ofstream log;
+    if (!opt_.loss_log.empty()) {
+      const bool fresh = step_ == 0 || !std::filesystem::exists(opt_.loss_log);
+      log.open(opt_.loss_log, fresh ? std::ios::trunc : std::ios::app);
+      if (!log) throw Error(opt_.loss_log.string() + ": cannot open the loss log for writing");
+      if (fresh) log << "step,loss,seconds\n";
+    }
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    const std::size_t start = step_;
+    const std::size_t target = opt_.steps ? opt_.steps : std::size_t(-1);  // total steps, resumes count
+    double window = 0, last_window = 0;
+    std::size_t in_window = 0;
+    auto elapsed = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
+    while (step_ < target && !(opt_.minutes > 0 && elapsed() >= opt_.minutes * 60.0)) {
+      window += train_step(data);
+      ++in_window;
+      const bool last = step_ >= target;
+      if ((opt_.log_every && step_ % opt_.log_every == 0) || last) {
+        last_window = window / double(in_window);
+        const double secs = elapsed();
+        const double ips = double(step_ - start) * double(opt_.batch) / std::max(secs, 1e-9);
+        if (log) log << step_ << ',' << std::setprecision(8) << last_window << ',' << std::setprecision(6) << secs << '\n' << std::flush;
+        if (opt_.progress) *opt_.progress << progress_line(last_window, secs, ips, start) << std::endl;
+        window = 0;
+        in_window = 0;
+      }
+      if (opt_.checkpoint_every && !opt_.checkpoint.empty() && step_ % opt_.checkpoint_every == 0) save(opt_.checkpoint);
+    }
+    if (in_window) last_window = window / double(in_window);
+    if (ema_) ema_->copy_to(net_->parameters());
+    TrainResult r;
+    r.steps = step_ - start;
+    r.total_steps = step_;
+    r.seconds = elapsed();
+    r.images_per_second = double(r.steps) * double(opt_.batch) / std::max(r.seconds, 1e-9);
+    r.final_loss = last_window;
+    if (!opt_.checkpoint.empty()) save(opt_.checkpoint);
+    return r;
+  }
+
+  /// Network, optimiser state, EMA and step, in one checked file.
+  void save(const std::filesystem::path& path) const {
+    io::ByteWriter w;
+    w.put<std::uint64_t>(step_);
+    w.put<std::uint64_t>(opt_.seed);
+    w.put_vector(sigmas_);
+    w.put_string(Aug::name);
+    net_->save(w);
+    adam_.save(w);
+    w.put<std::uint8_t>(ema_ ? 1 : 0);
+    if (ema_) ema_->save(w);
+    io::save_container(path, kind, w);
+  }
+
+  /// Restores what save() wrote; the next run() continues from the saved step.
+  void load(const std::filesystem::path& path) {
+    const auto body = io::load_container(path, kind);
+    io::ByteReader r(body, path.string());
+    step_ = r.get<std::uint64_t>();
+    const auto seed = r.get<std::uint64_t>();
+    if (seed != opt_.seed) r.fail("was trained with seed " + std::to_string(seed) + ", this run uses " + std::to_string(opt_.seed));
+    const auto sig = r.get_vector<float>();
+    if (sig != sigmas_) r.fail("was trained with another noise schedule");
+    const auto aug = r.get_string(64);
+    if (aug != Aug::name) r.fail("was trained with augmentation '" + aug + "', this run uses '" + std::string(Aug::name) + "'");
+    net_->load(r);
+    adam_ = nn::Adam<T>(net_->parameters(), make_adam_options(opt_));
+    adam_.load(r);
+    if (r.get<std::uint8_t>()) {
+      ema_.emplace(net_->parameters(), opt_.ema > 0 ? opt_.ema : 0.999);
+      ema_->load(r);
+    }
+  }
+
+ private:
+  static nn::AdamOptions make_adam_options(const TrainOptions& o) {
+    nn::AdamOptions a;
+    a.lr = o.lr;
+    a.max_grad_norm = o.max_grad_norm;
+    return a;
+  }
+
+  void check_data(const Images& data) const {
+    const auto& c = net_->config();
+    if (data.shape()[0] == 0) throw ValueError("Trainer: the training set is empty");
+    if (data.shape()[1] != c.channels || data.shape()[2] != c.image_size || data.shape()[3] != c.image_size)
+      throw ShapeError("Trainer: training images " + to_string(shape_of(data)) + " do not fit the network (" +
+                       std::to_string(c.channels) + " x " + std::to_string(c.image_size) + " x " +
+                       std::to_string(c.image_size) + ")");
+  }
+
+  std::string progress_line(double loss, double secs, double ips, std::size_t start) const {
+    std::ostringstream os;
+    os << "step " << step_;
+    if (opt_.steps) os << '/' << opt_.steps;
+    os << "  loss " << std::fixed << std::setprecision(4) << loss << "  " << std::setprecision(0) << ips << " img/s";
+    double eta = -1;
+    const double per_step = secs / double(std::max<std::size_t>(step_ - start, 1));
+    if (opt_.steps) eta = per_step * double(opt_.steps - step_);
+    if (opt_.minutes > 0) eta = eta < 0 ? opt_.minutes * 60 - secs : std::min(eta, opt_.minutes * 60 - secs);
+    if (eta >= 0) os << "  ETA " << int(eta) / 60 << 'm' << std::setw(2) << std::setfill('0') << int(eta) % 60 << 's';
+    return os.str();
+  }
+
+  Net* net_;
+  Aug aug_;
+  std::vector<float> sigmas_;
+  TrainOptions opt_;
+  nn::Adam<T> adam_;
+  std::optional<nn::Ema<T>> ema_;
+  std::size_t step_ = 0;
+  DsmBatch batch_;
+  Tensor4<T> grad_;
+};
+
+}  // namespace scoreood::score
