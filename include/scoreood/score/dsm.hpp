@@ -55,6 +55,7 @@ void make_dsm_batch(const Images& data, std::span<const float> sigmas, const Aug
   out.elements.resize(batch);
   out.sigma.resize(batch);
   const std::size_t G = aug.size();
+  for (std::size_t k = 0; k < G; ++k) aug.check_shape(C, H, W, k);  // throw here, never inside the parallel loop
 #pragma omp parallel
   {
     std::vector<float> noisy(P);

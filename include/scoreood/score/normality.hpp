@@ -90,6 +90,7 @@ Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> 
   if (!f.any()) throw ValueError("normality: no feature selected");
   // Group terms needed: all of them for rot/per-element, the identity alone for rec.
   const std::size_t groups = (f.rot || f.per_element) ? G : (f.rec ? 1 : 0);
+  for (std::size_t k = 0; k < groups; ++k) aug.check_shape(C, H, W, k);  // throw here, never inside the parallel loop
 
   Matrix<double> out = xt::zeros<double>({N, f.dims(L, G)});
   std::vector<double> elem(N * L * G, 0.0), msma(N * L, 0.0);
