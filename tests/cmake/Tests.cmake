@@ -2,7 +2,8 @@
 #   1. scoreood_header_check: every public header compiled on its own;
 #   2. consumer/*: two tiny outside projects that use the library through
 #      find_package (after an install) and through add_subdirectory;
-#   3. scripts/fetch-data --verify on a copy of the offline MNIST test files.
+#   3. scripts/fetch-data --verify on a copy of the offline MNIST test files;
+#   4. the README usage snippet is examples/quickstart.cpp's.
 
 # ------------------------------------------------------------ 1. header check
 # One generated .cpp per header holding only its #include: a header that forgot
@@ -82,3 +83,11 @@ add_test(NAME scripts/fetch_data_dry_run
   COMMAND ${PROJECT_SOURCE_DIR}/scripts/fetch-data --dry-run ${CMAKE_CURRENT_BINARY_DIR}/fetch-data-dry)
 set_tests_properties(scripts/fetch_data_dry_run PROPERTIES LABELS scripts TIMEOUT 60
   PASS_REGULAR_EXPRESSION "cifar-10-binary.tar.gz")
+
+# ------------------------------------------------------------ 4. README snippet
+if(EXISTS ${PROJECT_SOURCE_DIR}/examples/quickstart.cpp)
+  add_test(NAME docs/readme_snippet
+    COMMAND ${CMAKE_COMMAND} -DEXAMPLE=${PROJECT_SOURCE_DIR}/examples/quickstart.cpp
+            -DREADME=${PROJECT_SOURCE_DIR}/README.md -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/ReadmeSnippet.cmake)
+  set_tests_properties(docs/readme_snippet PROPERTIES LABELS docs TIMEOUT 30)
+endif()
