@@ -3,8 +3,8 @@
  *  scoreood::gpu::CudaError whose message holds the call's text, file:line and
  *  the library's own error name and string.
  *
- *  The backend's namespace is scoreood::gpu because scoreood::cuda is already
- *  the backend tag type (core/backend.hpp). */
+ *  The kernels live in scoreood::gpu; the backend tag is scoreood::backend::cuda
+ *  (core/backend.hpp). */
 #pragma once
 #if !defined(__CUDACC__)
 #error "scoreood/cuda/*.cuh need nvcc: include <scoreood/cuda.hpp> (empty without CUDA) or compile this file as .cu"
