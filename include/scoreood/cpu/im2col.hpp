@@ -33,6 +33,8 @@ struct ConvGeometry {
   std::size_t cols() const { return out_h * out_w; }                ///< pixels per image
   std::size_t image_size() const { return channels * height * width; }
   bool is_pointwise() const { return kernel == 1 && stride == 1 && pad == 0; }  ///< col == image
+  /// Stride 1 and same width: a kernel tap is a constant shift of the flattened plane.
+  bool flat_shift() const { return stride == 1 && out_w == width; }
 
   /// Output columns [lo, hi) whose input column ox*stride + off lies inside [0, width).
   void valid_range(std::ptrdiff_t off, std::size_t n, std::size_t extent, std::size_t& lo, std::size_t& hi) const {
@@ -62,6 +64,20 @@ void im2col(const ConvGeometry& g, const T* x, T* col) {
         std::size_t ox_lo, ox_hi;
         g.valid_range(offx, Wo, W, ox_lo, ox_hi);
         std::fill(row, row + oy_lo * Wo, T(0));
+        if (g.flat_shift() && oy_hi > oy_lo) {
+          // Output and input rows have the same width: the whole valid block is
+          // one shifted copy; the wrapped-around border columns are re-zeroed.
+          const std::ptrdiff_t shift = offy * std::ptrdiff_t(W) + offx;
+          const std::size_t b = oy_lo * Wo + ox_lo, e = (oy_hi - 1) * Wo + ox_hi;
+          if (e > b) std::memcpy(row + b, xc + std::ptrdiff_t(b) + shift, (e - b) * sizeof(T));
+          for (std::size_t oy = oy_lo; oy < oy_hi; ++oy) {
+            T* dst = row + oy * Wo;
+            for (std::size_t ox = 0; ox < ox_lo; ++ox) dst[ox] = T(0);  // at most `pad` entries
+            for (std::size_t ox = ox_hi; ox < Wo; ++ox) dst[ox] = T(0);
+          }
+          std::fill(row + oy_hi * Wo, row + Ho * Wo, T(0));
+          continue;
+        }
         for (std::size_t oy = oy_lo; oy < oy_hi; ++oy) {
           T* dst = row + oy * Wo;
           const T* src = xc + std::size_t(std::ptrdiff_t(oy * s) + offy) * W;
@@ -80,8 +96,10 @@ void im2col(const ConvGeometry& g, const T* x, T* col) {
 }
 
 /// The adjoint of im2col: x[c][iy][ix] += every col entry that im2col read from there.
+/// `col` is scratch: entries that fall into the padding may be overwritten with
+/// zeros (it lets a stride-1 "same" tap be one contiguous add).
 template <class T>
-void col2im_add(const ConvGeometry& g, const T* col, T* x) {
+void col2im_add(const ConvGeometry& g, T* col, T* x) {
   const std::size_t k = g.kernel, Ho = g.out_h, Wo = g.out_w, H = g.height, W = g.width, s = g.stride;
   for (std::size_t c = 0; c < g.channels; ++c) {
     T* xc = x + c * H * W;
@@ -90,10 +108,25 @@ void col2im_add(const ConvGeometry& g, const T* col, T* x) {
       std::size_t oy_lo, oy_hi;
       g.valid_range(offy, Ho, H, oy_lo, oy_hi);
       for (std::size_t kx = 0; kx < k; ++kx) {
-        const T* row = col + ((c * k + ky) * k + kx) * Ho * Wo;
+        T* row = col + ((c * k + ky) * k + kx) * Ho * Wo;
         const std::ptrdiff_t offx = std::ptrdiff_t(kx * g.dilation) - std::ptrdiff_t(g.pad);
         std::size_t ox_lo, ox_hi;
         g.valid_range(offx, Wo, W, ox_lo, ox_hi);
+        if (g.flat_shift() && oy_hi > oy_lo) {
+          // Zero the padding taps inside the block, then one contiguous shifted add.
+          for (std::size_t oy = oy_lo; oy < oy_hi; ++oy) {
+            T* r = row + oy * Wo;
+            for (std::size_t ox = 0; ox < ox_lo; ++ox) r[ox] = T(0);
+            for (std::size_t ox = ox_hi; ox < Wo; ++ox) r[ox] = T(0);
+          }
+          const std::ptrdiff_t shift = offy * std::ptrdiff_t(W) + offx;
+          const std::size_t b = oy_lo * Wo + ox_lo, e = (oy_hi - 1) * Wo + ox_hi;
+          T* d = xc + std::ptrdiff_t(b) + shift;
+          const T* sp = row + b;
+#pragma omp simd
+          for (std::size_t i = 0; i < (e > b ? e - b : 0); ++i) d[i] += sp[i];
+          continue;
+        }
         for (std::size_t oy = oy_lo; oy < oy_hi; ++oy) {
           const T* src = row + oy * Wo;
           T* dst = xc + std::size_t(std::ptrdiff_t(oy * s) + offy) * W;

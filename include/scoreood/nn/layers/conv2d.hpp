@@ -21,6 +21,7 @@
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
 #include <scoreood/core/tensor.hpp>
+#include <scoreood/cpu/elementwise.hpp>
 #include <scoreood/cpu/gemm.hpp>
 #include <scoreood/cpu/im2col.hpp>
 #include <scoreood/cpu/threading.hpp>
@@ -119,12 +120,7 @@ class Conv2d {
         }
         cpu::gemm<T>(false, false, M, P, K, T(1), w, K, src, P, T(0), yn, P);
         if (b)
-          for (std::size_t m = 0; m < M; ++m) {
-            T* r = yn + m * P;
-            const T bm = b[m];
-#pragma omp simd
-            for (std::size_t p = 0; p < P; ++p) r[p] += bm;
-          }
+          for (std::size_t m = 0; m < M; ++m) cpu::kernels::add_scalar(yn + m * P, b[m], P);
       }
     });
   }
@@ -207,13 +203,7 @@ class Conv2d {
         // backward-filter: dW[M,K] += dY_n[M,P] * col^T[P,K]
         cpu::gemm<T>(false, true, M, K, P, T(1), dyn, P, src, P, T(1), acc_w, K);
         if (acc_b)
-          for (std::size_t m = 0; m < M; ++m) {
-            const T* r = dyn + m * P;
-            T s = 0;
-#pragma omp simd reduction(+ : s)
-            for (std::size_t p = 0; p < P; ++p) s += r[p];
-            acc_b[m] += s;
-          }
+          for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyn + m * P, P);
         if (dxd) {
           T* dxn = dxd + n * g.image_size();
           if (pw) {
@@ -233,9 +223,9 @@ class Conv2d {
         const auto [j0, j1] = cpu::split_range(acc_size, t, T_);
         for (int u = 1; u < T_; ++u) {
           const T* a = accs[u];
-          const std::size_t mk = M * K, jm = std::min(j1, mk);
-          for (std::size_t j = j0; j < jm; ++j) gw[j] += a[j];
-          for (std::size_t j = std::max(j0, mk); j < j1; ++j) gb[j - mk] += a[j];
+          const std::size_t mk = M * K, jm = std::min(j1, mk), jb = std::max(j0, mk);
+          if (jm > j0) cpu::kernels::add_to(gw + j0, a + j0, jm - j0);
+          if (j1 > jb) cpu::kernels::add_to(gb + (jb - mk), a + jb, j1 - jb);
         }
       }
     });

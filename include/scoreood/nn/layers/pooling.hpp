@@ -61,28 +61,40 @@ class AvgPool2d {
     if (&x == &y) throw Error("AvgPool2d: input and output must be different tensors");
     const Shape4 in = shape_of(x), out = output_shape(in);
     cpu::detail::resize_like(y, out);
-    const std::size_t H = in[2], W = in[3], Ho = out[2], Wo = out[3];
+    const Plan pl = plan(in, out);
     const T* xd = x.data();
     T* yd = y.data();
     cpu::parallel_for(in[0] * in[1], [&](std::size_t plane) {
-      T* tmp = cpu::scratch<T>(cpu::Scratch::temp, H * Wo);  // row sums: [H, Wo]
-      const T* xp = xd + plane * H * W;
-      for (std::size_t iy = 0; iy < H; ++iy)
-        for (std::size_t ox = 0; ox < Wo; ++ox) {
-          const auto [a, b] = window(ox, W);
-          T s = 0;
-          for (std::size_t ix = a; ix < b; ++ix) s += xp[iy * W + ix];
-          tmp[iy * Wo + ox] = s;
+      // Row sums over zero-padded rows: rs[iy + p][ox] = sum_j xpad[iy][ox*s + j].
+      T* buf = cpu::scratch<T>(cpu::Scratch::temp, pl.Hp * pl.Wo + pl.Wp);
+      T* rs = buf;
+      T* row = buf + pl.Hp * pl.Wo;
+      std::fill(rs, rs + pl.p * pl.Wo, T(0));
+      std::fill(rs + (pl.p + pl.H) * pl.Wo, rs + pl.Hp * pl.Wo, T(0));
+      std::fill(row, row + pl.Wp, T(0));
+      const T* xp = xd + plane * pl.H * pl.W;
+      for (std::size_t iy = 0; iy < pl.H; ++iy) {
+        std::copy(xp + iy * pl.W, xp + (iy + 1) * pl.W, row + pl.p);
+        T* r = rs + (iy + pl.p) * pl.Wo;
+        std::fill(r, r + pl.Wo, T(0));
+        for (std::size_t j = 0; j < pl.k; ++j) {
+          const T* src = row + j;
+          if (pl.s == 1) {  // contiguous: plain vector adds
+            cpu::kernels::add_to(r, src, pl.Wo);
+          } else {
+            for (std::size_t ox = 0; ox < pl.Wo; ++ox) r[ox] += src[ox * pl.s];
+          }
         }
-      T* yp = yd + plane * Ho * Wo;
-      for (std::size_t oy = 0; oy < Ho; ++oy) {
-        const auto [a, b] = window(oy, H);
-        for (std::size_t ox = 0; ox < Wo; ++ox) yp[oy * Wo + ox] = 0;
-        for (std::size_t iy = a; iy < b; ++iy)
-          for (std::size_t ox = 0; ox < Wo; ++ox) yp[oy * Wo + ox] += tmp[iy * Wo + ox];
-        for (std::size_t ox = 0; ox < Wo; ++ox) yp[oy * Wo + ox] /= divisor(oy, ox, H, W);
       }
-    }, double(H * W * spec_.kernel));
+      T* yp = yd + plane * pl.Ho * pl.Wo;
+      for (std::size_t oy = 0; oy < pl.Ho; ++oy) {
+        T* o = yp + oy * pl.Wo;
+        const T* r0 = rs + oy * pl.s * pl.Wo;
+        std::copy(r0, r0 + pl.Wo, o);
+        for (std::size_t j = 1; j < pl.k; ++j) cpu::kernels::add_to(o, r0 + j * pl.Wo, pl.Wo);
+        scale_row(pl, oy, o);
+      }
+    }, double(in[2] * in[3] * spec_.kernel * 2));
   }
 
   /// dx (resized, overwritten) = adjoint of the pooling applied to dy.
@@ -93,43 +105,64 @@ class AvgPool2d {
       throw ShapeError("AvgPool2d: output gradient " + to_string(shape_of(dy)) + ", expected " + to_string(out));
     if (&dx == &dy) throw Error("AvgPool2d: dx and dy must be different tensors");
     cpu::detail::resize_like(dx, in);
-    const std::size_t H = in[2], W = in[3], Ho = out[2], Wo = out[3];
+    const Plan pl = plan(in, out);
     const T* gd = dy.data();
     T* dd = dx.data();
     cpu::parallel_for(in[0] * in[1], [&](std::size_t plane) {
-      T* tmp = cpu::scratch<T>(cpu::Scratch::temp, H * Wo);  // d(row sums)
-      std::fill(tmp, tmp + H * Wo, T(0));
-      const T* gp = gd + plane * Ho * Wo;
-      for (std::size_t oy = 0; oy < Ho; ++oy) {
-        const auto [a, b] = window(oy, H);
-        for (std::size_t iy = a; iy < b; ++iy)
-          for (std::size_t ox = 0; ox < Wo; ++ox) tmp[iy * Wo + ox] += gp[oy * Wo + ox] / divisor(oy, ox, H, W);
+      T* buf = cpu::scratch<T>(cpu::Scratch::temp, pl.Hp * pl.Wo + pl.Wp + pl.Wo);
+      T* drs = buf;                    // d(row sums) over padded rows
+      T* row = buf + pl.Hp * pl.Wo;    // d(padded input row)
+      T* g = row + pl.Wp;              // scaled output-gradient row
+      std::fill(drs, drs + pl.Hp * pl.Wo, T(0));
+      const T* gp = gd + plane * pl.Ho * pl.Wo;
+      for (std::size_t oy = 0; oy < pl.Ho; ++oy) {
+        std::copy(gp + oy * pl.Wo, gp + (oy + 1) * pl.Wo, g);
+        scale_row(pl, oy, g);
+        T* r0 = drs + oy * pl.s * pl.Wo;
+        for (std::size_t j = 0; j < pl.k; ++j) cpu::kernels::add_to(r0 + j * pl.Wo, g, pl.Wo);
       }
-      T* dp = dd + plane * H * W;
-      std::fill(dp, dp + H * W, T(0));
-      for (std::size_t iy = 0; iy < H; ++iy)
-        for (std::size_t ox = 0; ox < Wo; ++ox) {
-          const auto [a, b] = window(ox, W);
-          const T g = tmp[iy * Wo + ox];
-          for (std::size_t ix = a; ix < b; ++ix) dp[iy * W + ix] += g;
+      T* dp = dd + plane * pl.H * pl.W;
+      for (std::size_t iy = 0; iy < pl.H; ++iy) {
+        std::fill(row, row + pl.Wp, T(0));
+        const T* r = drs + (iy + pl.p) * pl.Wo;
+        for (std::size_t j = 0; j < pl.k; ++j) {
+          T* dst = row + j;
+          if (pl.s == 1) {
+            cpu::kernels::add_to(dst, r, pl.Wo);
+          } else {
+            for (std::size_t ox = 0; ox < pl.Wo; ++ox) dst[ox * pl.s] += r[ox];
+          }
         }
-    }, double(H * W * spec_.kernel));
+        std::copy(row + pl.p, row + pl.p + pl.W, dp + iy * pl.W);
+      }
+    }, double(in[2] * in[3] * spec_.kernel * 2));
   }
 
  private:
-  /// Input range [a, b) of output position o along an axis of length n (padding excluded).
-  std::pair<std::size_t, std::size_t> window(std::size_t o, std::size_t n) const {
-    const std::ptrdiff_t start = std::ptrdiff_t(o * spec_.stride) - std::ptrdiff_t(spec_.padding);
-    const std::ptrdiff_t end = start + std::ptrdiff_t(spec_.kernel);
-    return {std::size_t(std::max<std::ptrdiff_t>(start, 0)), std::size_t(std::min<std::ptrdiff_t>(end, std::ptrdiff_t(n)))};
+  /// Sizes of one plane's pass, padded sizes included.
+  struct Plan {
+    std::size_t H, W, Ho, Wo, k, s, p, Hp, Wp;
+  };
+  Plan plan(const Shape4& in, const Shape4& out) const {
+    const std::size_t p = spec_.padding;
+    return {in[2], in[3], out[2], out[3], spec_.kernel, spec_.stride, p, in[2] + 2 * p, in[3] + 2 * p};
   }
-  /// PyTorch's divisor: k*k with count_include_pad (windows never pass the padded
-  /// border without ceil_mode), else the number of real pixels in the window.
-  T divisor(std::size_t oy, std::size_t ox, std::size_t H, std::size_t W) const {
-    if (spec_.count_include_pad) return T(spec_.kernel * spec_.kernel);
-    const auto [ya, yb] = window(oy, H);
-    const auto [xa, xb] = window(ox, W);
-    return T((yb - ya) * (xb - xa));
+  /// Number of real (non-padding) positions in window o of an axis of length n.
+  std::size_t count(std::size_t o, std::size_t n) const {
+    const std::ptrdiff_t start = std::ptrdiff_t(o * spec_.stride) - std::ptrdiff_t(spec_.padding);
+    const std::ptrdiff_t end = std::min<std::ptrdiff_t>(start + std::ptrdiff_t(spec_.kernel), std::ptrdiff_t(n));
+    return std::size_t(end - std::max<std::ptrdiff_t>(start, 0));
+  }
+  /// Divides an output row by PyTorch's divisor: k*k with count_include_pad
+  /// (windows never pass the padded border without ceil_mode), else the number
+  /// of real pixels in the window.
+  void scale_row(const Plan& pl, std::size_t oy, T* o) const {
+    if (spec_.count_include_pad) {
+      cpu::kernels::scale(o, T(1) / T(pl.k * pl.k), pl.Wo);
+    } else {
+      const std::size_t cy = count(oy, pl.H);
+      for (std::size_t ox = 0; ox < pl.Wo; ++ox) o[ox] /= T(cy * count(ox, pl.W));
+    }
   }
 
   Spec spec_;
