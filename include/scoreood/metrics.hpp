@@ -5,4 +5,5 @@
 #include <scoreood/metrics/report.hpp>
 #include <scoreood/metrics/roc.hpp>
 #include <scoreood/metrics/score_file.hpp>
+#include <scoreood/metrics/table.hpp>
 #include <scoreood/metrics/validate.hpp>
