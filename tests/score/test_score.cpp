@@ -114,7 +114,9 @@ TEST_CASE("training lowers the DSM loss and resumes exactly", "[trainer]") {
   std::ostringstream progress;
   opt.progress = &progress;
   opt.loss_log = dir / "loss.csv";
-  score::Trainer tr(net, augment::Rot4{}, sig, opt);
+  // Identity: under Rot4 a flat image hides which rotation was applied, so
+  // the un-rotated noise could not be recovered and the loss would stay put.
+  score::Trainer tr(net, augment::Identity{}, sig, opt);
   const double first = [&] {
     double l = 0;
     for (int i = 0; i < 10; ++i) l += tr.train_step(data);
@@ -123,7 +125,7 @@ TEST_CASE("training lowers the DSM loss and resumes exactly", "[trainer]") {
   const auto res = tr.run(data);
   CHECK(res.total_steps == 200);
   INFO("first " << first << " final " << res.final_loss << "\n" << progress.str());
-  CHECK(res.final_loss < 0.97 * first);
+  CHECK(res.final_loss < 0.2 * first);
   CHECK(progress.str().find("step 200/200") != std::string::npos);
   CHECK(fs::file_size(dir / "loss.csv") > 20);
 
