@@ -186,6 +186,21 @@ TEST_CASE("fits and scores do not depend on the thread count", "[gmm][knn]") {
     return out;
   };
   const auto one = run(1), two = run(2), three = run(3);
+  // 3000 training rows span two training tiles: check against a naive exact search.
+  d::Knn knn;
+  knn.fit(X);
+  const auto scale = knn.scaler().scale();
+  const auto dist = knn.distances(X);
+  for (std::size_t q = 0; q < 3000; q += 97) {
+    std::vector<double> all;
+    for (std::size_t i = 0; i < 3000; ++i) {
+      double s2 = 0;
+      for (std::size_t j = 0; j < 4; ++j) s2 += std::pow((X(q, j) - X(i, j)) / scale(j), 2);
+      all.push_back(std::sqrt(s2));
+    }
+    std::nth_element(all.begin(), all.begin() + 4, all.end());
+    CHECK(dist(q) == Approx(all[4]).epsilon(1e-12));
+  }
   CHECK(identical(one.first, two.first));
   CHECK(identical(one.first, three.first));
   CHECK(identical(one.second, two.second));

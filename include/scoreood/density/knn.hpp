@@ -110,25 +110,40 @@ class Knn {
     // (~eps * (|q|^2 + |x|^2)) can only swap near-equal neighbours, which the slack absorbs.
     const std::size_t ncand = std::min<std::size_t>(std::size_t(nt), k + 8);
     Eigen::VectorXd out(nq);
-    // Query blocks sized so one block of distances stays near 32 MiB, one block per thread.
-    const Eigen::Index block = std::clamp<Eigen::Index>(Eigen::Index(4 << 20) / std::max<Eigen::Index>(nt, 1), 1, 256);
+    // Cache-sized tiles: 64 queries x 2048 training rows of |x|^2 - 2 q.x (|q|^2 is constant
+    // along a row, so it does not change the ranking); each tile updates every query's
+    // running list of the ncand smallest entries, so no N-wide row is ever stored.
+    constexpr Eigen::Index kQueries = 64, kTrain = 2048;
     detail::for_row_blocks(nq, [&](Eigen::Index, Eigen::Index b0, Eigen::Index nb) {
-      detail::RowMat D = -2.0 * (Q.middleRows(b0, nb) * train_.transpose());  // rows contiguous for selection
-      D.colwise() += Q.middleRows(b0, nb).rowwise().squaredNorm();
-      D.rowwise() += norms_.transpose();
-      std::vector<double> vals(static_cast<std::size_t>(nt)), exact;
+      const auto Qb = Q.middleRows(b0, nb);
+      std::vector<std::pair<double, Eigen::Index>> best(std::size_t(nb) * ncand);
+      std::vector<std::size_t> filled(static_cast<std::size_t>(nb), 0);
+      Eigen::MatrixXd tile;
+      for (Eigen::Index t0 = 0; t0 < nt; t0 += kTrain) {
+        const Eigen::Index tn = std::min(kTrain, nt - t0);
+        tile.noalias() = -2.0 * (train_.middleRows(t0, tn) * Qb.transpose());  // tn x nb: a query per column
+        tile.colwise() += norms_.segment(t0, tn);
+        for (Eigen::Index i = 0; i < nb; ++i) {
+          auto* top = best.data() + std::size_t(i) * ncand;
+          auto& f = filled[std::size_t(i)];
+          const double* col = tile.data() + i * tn;
+          for (Eigen::Index j = 0; j < tn; ++j) {
+            const double v = col[j];
+            if (f == ncand && !(v < top[ncand - 1].first)) continue;  // the common case: one comparison
+            std::size_t pos = f < ncand ? f++ : ncand - 1;
+            for (; pos > 0 && top[pos - 1].first > v; --pos) top[pos] = top[pos - 1];
+            top[pos] = {v, t0 + j};
+          }
+        }
+      }
+      std::vector<double> exact(ncand);
       for (Eigen::Index i = 0; i < nb; ++i) {
-        const double* row = D.data() + i * nt;
-        std::copy(row, row + nt, vals.begin());
-        std::nth_element(vals.begin(), vals.begin() + std::ptrdiff_t(ncand - 1), vals.end());
-        const double cut = vals[ncand - 1];
-        exact.clear();
-        for (Eigen::Index j = 0; j < nt; ++j)  // every row at or below the cut (ties included)
-          if (row[j] <= cut) exact.push_back((Q.row(b0 + i) - train_.row(j)).squaredNorm());
+        const auto* top = best.data() + std::size_t(i) * ncand;
+        for (std::size_t c = 0; c < ncand; ++c) exact[c] = (Qb.row(i) - train_.row(top[c].second)).squaredNorm();
         std::nth_element(exact.begin(), exact.begin() + std::ptrdiff_t(k - 1), exact.end());
         out(b0 + i) = std::sqrt(exact[k - 1]);
       }
-    }, block);
+    }, kQueries);
     return out;
   }
 
