@@ -2,6 +2,7 @@
 // backward against naive loops and finite differences, PyTorch values for
 // fixed cases (layout, init), error cases.
 #include <catch2/catch.hpp>
+#include <scoreood/cpu/packed_gemm.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
 
 #include "gradcheck.hpp"
@@ -118,6 +119,38 @@ std::vector<Case> sweep() {
 
 }  // namespace
 
+TEMPLATE_TEST_CASE("Packed GEMM matches Eigen's GEMM on ragged sizes", "[conv][gemm]", float, double) {
+  using T = TestType;
+  // Edges of the 8-row / 48-column tiles and the 128-deep K blocks; both packings.
+  CounterRng r(77);
+  std::uint64_t i = 0;
+  for (std::size_t M : {1, 7, 8, 9, 17, 64})
+    for (std::size_t K : {1, 5, 128, 131, 300})
+      for (std::size_t N : {1, 15, 16, 17, 47, 48, 49, 100}) {
+        const std::size_t ldb = N + 3, ldc = N + 5;
+        std::vector<T> a(M * K), b(K * ldb), c0(M * ldc), packed(cpu::packed_lhs_size<T>(M, K));
+        for (auto& v : a) v = T(r.normal(i++));
+        for (auto& v : b) v = T(r.normal(i++));
+        for (auto& v : c0) v = T(r.normal(i++));
+        for (const bool trans : {false, true})
+          for (const bool acc : {false, true}) {
+            std::vector<T> c = c0, ref = c0;
+            // trans: a holds the K x M matrix whose transpose is the operand.
+            if (trans) cpu::pack_lhs(a.data(), M, K, 1, M, packed.data());
+            else cpu::pack_lhs(a.data(), M, K, K, 1, packed.data());
+            cpu::gemm_packed<T>(packed.data(), M, K, b.data(), ldb, N, c.data(), ldc, acc);
+            cpu::gemm<T>(trans, false, M, N, K, T(1), a.data(), trans ? M : K, b.data(), ldb, acc ? T(1) : T(0),
+                         ref.data(), ldc);
+            double err = 0;
+            for (std::size_t m = 0; m < M; ++m)
+              for (std::size_t n = 0; n < ldc; ++n)  // padding columns must be untouched
+                err = std::max(err, std::abs(double(c[m * ldc + n]) - double(ref[m * ldc + n])));
+            INFO("M " << M << " K " << K << " N " << N << " trans " << trans << " acc " << acc);
+            CHECK(err < (std::is_same_v<T, float> ? 1e-3 : 1e-11));
+          }
+      }
+}
+
 TEMPLATE_TEST_CASE("Conv2d forward matches a direct convolution", "[conv]", float, double) {
   using T = TestType;
   const double tol = std::is_same_v<T, float> ? 2e-5 : 1e-12;
@@ -133,6 +166,21 @@ TEMPLATE_TEST_CASE("Conv2d forward matches a direct convolution", "[conv]", floa
     INFO(describe(c.in, spec.out, spec.kernel, spec.stride, spec.padding, spec.dilation, spec.bias));
     REQUIRE(shape_of(y) == shape_of(ref));
     CHECK(max_abs_diff(y.data(), ref.data(), y.size()) < tol);
+  }
+  // Wider layers (8+ output channels take the packed kernel for float), ragged sizes.
+  for (const auto& [in, spec] : {std::pair{Shape4{3, 5, 11, 13}, Spec<T>{5, 13, 3, 1, -1, 1, true}},
+                                 std::pair{Shape4{2, 16, 7, 7}, Spec<T>{16, 24, 3, 1, -1, 1, false}},
+                                 std::pair{Shape4{2, 9, 14, 14}, Spec<T>{9, 8, 3, 2, 1, 1, true}},
+                                 std::pair{Shape4{1, 8, 14, 14}, Spec<T>{8, 16, 3, 1, -1, 2, true}},
+                                 std::pair{Shape4{2, 12, 6, 9}, Spec<T>{12, 17, 1, 1, 0, 1, true}}}) {
+    nn::ParameterStore<T> store;
+    nn::Conv2d<T> conv(store, "c", spec, CounterRng(13, seed));
+    Tensor4<T> x = xt::empty<T>(in), y;
+    fill_normal(x, CounterRng(14, seed++));
+    conv.infer(x, y);
+    const Tensor4<double> ref = naive_forward(x, conv);
+    INFO(describe(in, spec.out, spec.kernel, spec.stride, spec.padding, spec.dilation, spec.bias));
+    CHECK(max_abs_diff(y.data(), ref.data(), y.size()) < tol * 4);
   }
 }
 

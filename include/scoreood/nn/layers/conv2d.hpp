@@ -24,6 +24,7 @@
 #include <scoreood/cpu/elementwise.hpp>
 #include <scoreood/cpu/gemm.hpp>
 #include <scoreood/cpu/im2col.hpp>
+#include <scoreood/cpu/packed_gemm.hpp>
 #include <scoreood/cpu/threading.hpp>
 #include <scoreood/nn/parameter.hpp>
 
@@ -107,6 +108,7 @@ class Conv2d {
     const T* xd = x.data();
     T* yd = y.data();
     const int nt = cpu::threads_for(N, double(M) * double(K) * double(P));
+    const T* pa = pack_weight(false, M, K);  // shared read-only by all threads
     cpu::parallel_region(nt, [&](int t, int T_) {
       const auto [n0, n1] = cpu::split_range(N, t, T_);
       T* col = g.is_pointwise() ? nullptr : cpu::scratch<T>(cpu::Scratch::col, K * P);
@@ -118,9 +120,11 @@ class Conv2d {
           cpu::im2col(g, xn, col);
           src = col;
         }
-        cpu::gemm<T>(false, false, M, P, K, T(1), w, K, src, P, T(0), yn, P);
+        // The bias initialises the output and the GEMM accumulates onto it (one pass less).
         if (b)
-          for (std::size_t m = 0; m < M; ++m) cpu::kernels::add_scalar(yn + m * P, b[m], P);
+          for (std::size_t m = 0; m < M; ++m) std::fill(yn + m * P, yn + (m + 1) * P, b[m]);
+        if (pa) cpu::gemm_packed<T>(pa, M, K, src, P, P, yn, P, b != nullptr);
+        else cpu::gemm<T>(false, false, M, P, K, T(1), w, K, src, P, b ? T(1) : T(0), yn, P);
       }
     });
   }
@@ -151,6 +155,19 @@ class Conv2d {
     return g;
   }
 
+  /// The weight (or its transpose, rows x cols of the GEMM) packed for the
+  /// native kernel in the calling thread's scratch; nullptr when Eigen's GEMM
+  /// is used instead (no AVX-512 / double, or fewer than 8 rows, where the
+  /// 8-row tiles would mostly compute padding).
+  const T* pack_weight(bool transpose, std::size_t rows, std::size_t cols) const {
+    if (!cpu::packed_gemm_is_native<T>() || rows < 8) return nullptr;
+    T* buf = cpu::scratch<T>(cpu::Scratch::packed, cpu::packed_lhs_size<T>(rows, cols));
+    const T* w = weight_.value();
+    if (transpose) cpu::pack_lhs(w, rows, cols, 1, rows, buf);  // (k, m) = w[m * K + k]
+    else cpu::pack_lhs(w, rows, cols, cols, 1, buf);
+    return buf;
+  }
+
   static void resize(Tensor4<T>& t, const Shape4& s) {
     if (shape_of(t) != s) t.resize(s);
   }
@@ -178,6 +195,7 @@ class Conv2d {
     T* dxd = dx ? dx->data() : nullptr;
     const int nt = std::min(kMaxThreads, cpu::threads_for(N, double(M) * double(K) * double(P) * (dx ? 2 : 1)));
     T* accs[kMaxThreads] = {};
+    const T* pa = dx ? pack_weight(true, K, M) : nullptr;  // W^T, for backward-data
     cpu::parallel_region(nt, [&](int t, int T_) {
       const auto [n0, n1] = cpu::split_range(N, t, T_);
       const bool pw = g.is_pointwise();
@@ -206,12 +224,11 @@ class Conv2d {
           for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyn + m * P, P);
         if (dxd) {
           T* dxn = dxd + n * g.image_size();
-          if (pw) {
-            cpu::gemm<T>(true, false, K, P, M, T(1), w, K, dyn, P, T(0), dxn, P);
-          } else {
-            // backward-data: dcol[K,P] = W^T[K,M] * dY_n[M,P], folded back onto the image.
-            T* dcol = cpu::scratch<T>(cpu::Scratch::dcol, K * P);
-            cpu::gemm<T>(true, false, K, P, M, T(1), w, K, dyn, P, T(0), dcol, P);
+          // backward-data: dcol[K,P] = W^T[K,M] * dY_n[M,P], folded back onto the image.
+          T* dcol = pw ? dxn : cpu::scratch<T>(cpu::Scratch::dcol, K * P);
+          if (pa) cpu::gemm_packed<T>(pa, K, M, dyn, P, P, dcol, P, false);
+          else cpu::gemm<T>(true, false, K, P, M, T(1), w, K, dyn, P, T(0), dcol, P);
+          if (!pw) {
             std::fill(dxn, dxn + g.image_size(), T(0));
             cpu::col2im_add(g, dcol, dxn);
           }
