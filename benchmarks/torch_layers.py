@@ -8,7 +8,10 @@ conv2d w.r.t. its input and weight) per shape. With --bench it also runs
 scoreood's bench_layers on the same shapes in the same session and prints
 the speed-up (torch time / scoreood time; > 1 means scoreood is faster).
 The machine is shared: compare ratios from one run, not absolute times.
+On a loaded machine use --threads 1 --cpu: both sides are then timed in
+CPU time of one thread, which other processes disturb much less.
 """
+import os
 import argparse
 import json
 import subprocess
@@ -32,15 +35,18 @@ SHAPES = [
 ]
 
 
+CLOCK = time.perf_counter
+
+
 def best_time(fn, min_time=0.5, reps=3):
     fn()  # warm-up (oneDNN primitive creation)
     best = float("inf")
     for _ in range(reps):
-        n, t0 = 0, time.perf_counter()
+        n, t0 = 0, CLOCK()
         while True:
             fn()
             n += 1
-            dt = time.perf_counter() - t0
+            dt = CLOCK() - t0
             if dt >= min_time / reps:
                 break
         best = min(best, dt / n)
@@ -67,18 +73,19 @@ def torch_times(shape):
     return fwd, bwd, macs
 
 
-def scoreood_times(bench, names):
+def scoreood_times(bench, names, threads, cpu):
     filt = "BM_Conv(Forward|Backward)/(" + "|".join(names) + ")/"
     out = subprocess.run([bench, f"--benchmark_filter={filt}", "--benchmark_format=json",
                           "--benchmark_min_time=0.5", "--benchmark_repetitions=3",
                           "--benchmark_report_aggregates_only=false"],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=str(threads))).stdout
     res = {}
     for b in json.loads(out)["benchmarks"]:
         if b.get("run_type") != "iteration":
             continue
         kind, name = b["name"].split("/")[0:2]
-        t = b["real_time"] * {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}[b["time_unit"]]
+        t = b["cpu_time" if cpu else "real_time"] * {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}[b["time_unit"]]
         key = (name, kind)
         res[key] = min(res.get(key, float("inf")), t)
     return res
@@ -89,17 +96,24 @@ def main():
     ap.add_argument("--bench", help="path to scoreood's bench_layers; runs it and prints ratios")
     ap.add_argument("--shapes", help="comma-separated subset of shape names")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cpu", action="store_true", help="time in thread CPU time (needs --threads 1)")
     args = ap.parse_args()
+    if args.cpu:
+        if args.threads != 1:
+            ap.error("--cpu needs --threads 1")
+        global CLOCK
+        CLOCK = time.thread_time
     torch.set_num_threads(args.threads)
     shapes = [s for s in SHAPES if not args.shapes or s[0] in args.shapes.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn={torch.backends.mkldnn.is_available()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mkldnn={torch.backends.mkldnn.is_available()}"
+          f", {'thread CPU' if args.cpu else 'wall'} time")
     head = f"{'shape':24} {'torch fwd ms':>12} {'GFLOP/s':>8} {'torch bwd ms':>12} {'GFLOP/s':>8}"
     if args.bench:
         head += f" {'ours fwd ms':>11} {'speedup':>7} {'ours bwd ms':>11} {'speedup':>7}"
     print(head)
     for s in shapes:
         # Interleaved per shape, so both sides see the same machine load.
-        ours = scoreood_times(args.bench, [s[0]]) if args.bench else {}
+        ours = scoreood_times(args.bench, [s[0]], args.threads, args.cpu) if args.bench else {}
         fwd, bwd, macs = torch_times(s)
         line = f"{s[0]:24} {fwd * 1e3:12.2f} {2 * macs / fwd * 1e-9:8.1f} {bwd * 1e3:12.2f} {4 * macs / bwd * 1e-9:8.1f}"
         if ours:
