@@ -8,6 +8,7 @@
 #pragma once
 #include <scoreood/metrics/roc.hpp>
 
+#include <algorithm>
 #include <span>
 #include <vector>
 
@@ -25,7 +26,9 @@ inline double average_precision(std::span<const double> pos, std::span<const dou
     ap += double(c.tp[j] - tp_before) / double(c.n_pos) * precision;
     tp_before = c.tp[j];
   }
-  return ap;
+  // Rounding in the sum can overshoot a perfect 1 by an ulp; a precision-weighted
+  // average of recall steps is at most 1 by definition.
+  return std::min(ap, 1.0);
 }
 }  // namespace detail
 
