@@ -55,14 +55,17 @@ class CondResBlock {
 
   /// Forward without caching; `scratch` tensors are the caller's (reused across calls).
   void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    // One scratch tensor per shape: reusing one for two shapes would reallocate
+    // (and page-fault in) megabytes on every call.
     Tensor4<T>& a = scratch_a_;
     Tensor4<T>& b = scratch_b_;
+    Tensor4<T>& c = scratch_c_;
     norm1_.infer(x, levels, a);
     elu1_.infer(a, a);
     conv1_.infer(a, b);
-    norm2_.infer(b, levels, a);
-    elu2_.infer(a, a);
-    conv2_.infer(a, y);
+    norm2_.infer(b, levels, c);
+    elu2_.infer(c, c);
+    conv2_.infer(c, y);
     if (skip_) {
       skip_->infer(x, b);
       cpu::add_inplace(y, b);
@@ -76,12 +79,12 @@ class CondResBlock {
     conv2_.backward(dy, g1_);
     elu2_.backward(g1_, g1_);
     norm2_.backward(g1_, g2_);
-    conv1_.backward(g2_, g1_);
-    elu1_.backward(g1_, g1_);
-    norm1_.backward(g1_, dx);
+    conv1_.backward(g2_, g3_);  // g1_, g2_: the middle shape; g3_: the input shape (no reallocation)
+    elu1_.backward(g3_, g3_);
+    norm1_.backward(g3_, dx);
     if (skip_) {
-      skip_->backward(dy, g2_);
-      cpu::add_inplace(dx, g2_);
+      skip_->backward(dy, g3_);
+      cpu::add_inplace(dx, g3_);
     } else {
       cpu::add_inplace(dx, dy);
     }
@@ -96,8 +99,8 @@ class CondResBlock {
   Conv2d<T> conv2_;
   std::optional<Conv2d<T>> skip_;
   Tensor4<T> a_, b_, c_, s_;                     // activations kept for backward
-  Tensor4<T> g1_, g2_;                           // gradient scratch
-  mutable Tensor4<T> scratch_a_, scratch_b_;     // inference scratch
+  Tensor4<T> g1_, g2_, g3_;                      // gradient scratch
+  mutable Tensor4<T> scratch_a_, scratch_b_, scratch_c_;  // inference scratch
 };
 
 }  // namespace scoreood::nn

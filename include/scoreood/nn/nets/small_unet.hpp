@@ -101,40 +101,42 @@ class SmallUNet<backend::cpu, T> {
   void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
     check_input(x, levels);
     const auto& L = *l_;
+    // Every scratch tensor keeps one shape across calls (a shape change reallocates).
     auto& b = scratch_;
-    L.conv_in.infer(x, b[0]);
-    L.rb1.infer(b[0], levels, b[1]);   // b1: 28-px skip
-    L.rb2.infer(b[1], levels, b[2]);   // b2: 14-px skip
-    L.rb3.infer(b[2], levels, b[3]);
-    L.rb4.infer(b[3], levels, b[4]);
-    L.up14.infer(b[4], b[3]);
-    cpu::add_inplace(b[3], b[2]);
-    L.rb5.infer(b[3], levels, b[4]);
-    L.up28.infer(b[4], b[0]);
+    L.conv_in.infer(x, b[0]);          // C@28
+    L.rb1.infer(b[0], levels, b[1]);   // C@28: 28-px skip
+    L.rb2.infer(b[1], levels, b[2]);   // 2C@14: 14-px skip
+    L.rb3.infer(b[2], levels, b[3]);   // 2C@7
+    L.rb4.infer(b[3], levels, b[4]);   // 2C@7
+    L.up14.infer(b[4], b[5]);          // 2C@14
+    cpu::add_inplace(b[5], b[2]);
+    L.rb5.infer(b[5], levels, b[6]);   // C@14
+    L.up28.infer(b[6], b[0]);          // C@28
     cpu::add_inplace(b[0], b[1]);
-    L.rb6.infer(b[0], levels, b[2]);
-    L.norm_out.infer(b[2], levels, b[3]);
-    L.elu_out.infer(b[3], b[3]);
-    L.conv_out.infer(b[3], out);
+    L.rb6.infer(b[0], levels, b[7]);   // C@28
+    L.norm_out.infer(b[7], levels, b[1]);
+    L.elu_out.infer(b[1], b[1]);
+    L.conv_out.infer(b[1], out);
   }
 
   /// Back-propagates dL/d(score); parameter gradients accumulate (zero them first).
   void backward(const Tensor4<T>& d_score) {
     auto& L = *l_;
+    // Gradient buffers by shape (C@28: 0, 1; 2C@14: 2, 3; C@14: 4; 2C@7: 5, 6) so none is reallocated.
     L.conv_out.backward(d_score, g_[0]);
     L.elu_out.backward(g_[0], g_[0]);
     L.norm_out.backward(g_[0], g_[1]);
     L.rb6.backward(g_[1], g_[0]);        // g0: d u28 = d(up28 out) = d h28 (skip)
-    L.up28.backward(g_[0], g_[1]);       // g1: d h14b
-    L.rb5.backward(g_[1], g_[2]);        // g2: d u14
-    L.up14.backward(g_[2], g_[1]);       // g1: d h7b
-    L.rb4.backward(g_[1], g_[3]);        // g3: d h7a
-    L.rb3.backward(g_[3], g_[1]);        // g1: d h14 (via rb3)
-    cpu::add_inplace(g_[1], g_[2]);      //     + d h14 via the skip add
-    L.rb2.backward(g_[1], g_[3]);        // g3: d h28 (via rb2)
-    cpu::add_inplace(g_[3], g_[0]);      //     + d h28 via the skip add
-    L.rb1.backward(g_[3], g_[1]);        // g1: d h0
-    L.conv_in.backward_params(g_[1]);    // the input gradient is not needed
+    L.up28.backward(g_[0], g_[4]);       // g4: d h14b
+    L.rb5.backward(g_[4], g_[2]);        // g2: d u14
+    L.up14.backward(g_[2], g_[5]);       // g5: d h7b
+    L.rb4.backward(g_[5], g_[6]);        // g6: d h7a
+    L.rb3.backward(g_[6], g_[3]);        // g3: d h14 (via rb3)
+    cpu::add_inplace(g_[3], g_[2]);      //     + d h14 via the skip add
+    L.rb2.backward(g_[3], g_[1]);        // g1: d h28 (via rb2)
+    cpu::add_inplace(g_[1], g_[0]);      //     + d h28 via the skip add
+    L.rb1.backward(g_[1], g_[0]);        // g0: d h0
+    L.conv_in.backward_params(g_[0]);    // the input gradient is not needed
   }
 
   /// Architecture + parameter values (no optimiser state).
@@ -223,8 +225,8 @@ class SmallUNet<backend::cpu, T> {
   std::unique_ptr<ParameterStore<T>> store_;
   std::unique_ptr<Layers> l_;
   Tensor4<T> h0_, h28_, h14_, h7a_, h7b_, u14_, h14b_, u28_, h28b_, n_, out_;  // training activations
-  Tensor4<T> g_[4];                                                             // gradient scratch
-  mutable Tensor4<T> scratch_[5];                                               // inference scratch
+  Tensor4<T> g_[7];                                                             // gradient scratch
+  mutable Tensor4<T> scratch_[8];                                               // inference scratch
 };
 
 }  // namespace scoreood::nn
