@@ -1,0 +1,301 @@
+/** @file ncsn_refinenet.hpp
+ *  @brief NcsnRefineNet: a faithful CPU port of NCSN's CondRefineNetDilated
+ *  (Song & Ermon 2019; the network MSMA and RotNCSN use). 7,638,657 parameters
+ *  and ~1.89 GMAC (convolutions) per 28x28 image at ngf = 64, L = 10.
+ *
+ *  x -> 2x - 1 -> conv3x3(ch->F) -> res1: 2 x RB(F) @S
+ *    -> res2: RB(F->2F, down: mean pool) , RB(2F) @S/2
+ *    -> res3: RB(2F, 'down' dilation 2: no resampling), RB(2F, dilation 2) @S/2
+ *    -> res4: RB(2F, 'down' dilation 4), RB(2F, dilation 4) @S/2
+ *    -> refine1([l4]) -> refine2([l3, r1]) -> refine3([l2, r2]) @S/2
+ *    -> refine4([l1, r3]) @S -> CIN++ -> ELU -> conv3x3(F->ch).
+ *  RB = NcsnResBlock, refine = CondRefineBlock (nn/blocks/refinenet.hpp). The
+ *  output is not divided by sigma (NCSN v1 / MSMA). NCSN's 28-px variant sets
+ *  adjust_padding on res4[0], which only a non-dilated 'down' block reads: it
+ *  has no effect, so one definition serves every image size.
+ *
+ *  Parameter names and order equal NCSN's state_dict (with "<norm>.embed" for
+ *  torch's "<norm>.embed.weight"), so trained NCSN weights can be converted
+ *  by renaming alone. */
+#pragma once
+#include <scoreood/core/backend.hpp>
+#include <scoreood/core/error.hpp>
+#include <scoreood/core/rng.hpp>
+#include <scoreood/core/serialization.hpp>
+#include <scoreood/core/tensor.hpp>
+#include <scoreood/cpu/elementwise.hpp>
+#include <scoreood/nn/blocks/refinenet.hpp>
+#include <scoreood/nn/checkpoint.hpp>
+#include <scoreood/nn/layers/conv2d.hpp>
+#include <scoreood/nn/layers/elu.hpp>
+#include <scoreood/nn/layers/instance_norm.hpp>
+#include <scoreood/nn/parameter.hpp>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace scoreood::nn {
+
+/// Architecture hyper-parameters of NcsnRefineNet (saved in checkpoints).
+struct NcsnRefineNetConfig {
+  std::size_t channels = 1;     ///< image channels (1 gray, 3 colour)
+  std::size_t image_size = 28;  ///< square images; even (res2 halves it), at least 4
+  std::size_t ngf = 64;         ///< F: feature width (NCSN: 64 for MNIST-like data, 128 for CIFAR-10)
+  std::size_t num_levels = 10;  ///< L: noise levels the norms are conditioned on
+
+  bool operator==(const NcsnRefineNetConfig&) const = default;
+};
+
+/// @tparam Backend backend tag: `cpu` here.
+/// @tparam T value type: float for work, double for gradient checks.
+template <class Backend = backend::cpu, class T = float>
+class NcsnRefineNet {
+  static_assert(std::is_same_v<Backend, backend::cpu>,
+                "NcsnRefineNet: no specialisation for this backend (only backend::cpu is implemented)");
+};
+
+template <class T>
+class NcsnRefineNet<backend::cpu, T> {
+ public:
+  using backend_type = backend::cpu;
+  using value_type = T;
+  using Config = NcsnRefineNetConfig;
+  static constexpr std::string_view name = "ncsn";
+
+  explicit NcsnRefineNet(Config cfg = {}, std::uint64_t seed = 0) : cfg_(check(cfg)) { build(seed); }
+
+  NcsnRefineNet(const NcsnRefineNet&) = delete;  // layers point into the parameter store
+  NcsnRefineNet& operator=(const NcsnRefineNet&) = delete;
+
+  const Config& config() const { return cfg_; }
+  ParameterStore<T>& parameters() { return *store_; }
+  const ParameterStore<T>& parameters() const { return *store_; }
+  std::size_t parameter_count() const { return store_->count(); }
+
+  /// Multiply-accumulates of the convolutions of one forward pass for one image
+  /// (norms, pooling and resizing excluded, as in the PyTorch hook count).
+  std::size_t macs_per_image() const {
+    const auto& L = *l_;
+    const std::size_t S = cfg_.image_size, F = cfg_.ngf, h = S / 2;
+    const Shape4 s1{1, F, S, S}, s2{1, 2 * F, h, h}, s3{1, F, h, h};  // s3: refine3's output
+    std::size_t m = L.begin_conv.macs({1, cfg_.channels, S, S}) + L.end_conv.macs(s1);
+    m += L.res1a.macs(s1) + L.res1b.macs(s1) + L.res2a.macs(s1) + L.res2b.macs(s2);
+    m += L.res3a.macs(s2) + L.res3b.macs(s2) + L.res4a.macs(s2) + L.res4b.macs(s2);
+    const std::array<Shape4, 1> i1{s2};
+    const std::array<Shape4, 2> i23{s2, s2}, i4{s1, s3};
+    m += L.refine1.macs(i1, h, h) + L.refine2.macs(i23, h, h) + L.refine3.macs(i23, h, h);
+    m += L.refine4.macs(i4, S, S);
+    return m;
+  }
+
+  /// Training forward: s(x, level) per sample, intermediates kept for backward().
+  const Tensor4<T>& forward(const Tensor4<T>& x, std::span<const int> levels) {
+    check_input(x, levels);
+    auto& L = *l_;
+    const std::size_t S = cfg_.image_size, h = S / 2;
+    to_symmetric(x, xin_);
+    L.begin_conv.forward(xin_, h0_);
+    L.res1a.forward(h0_, levels, l1a_);
+    L.res1b.forward(l1a_, levels, l1_);
+    L.res2a.forward(l1_, levels, l2a_);
+    L.res2b.forward(l2a_, levels, l2_);
+    L.res3a.forward(l2_, levels, l3a_);
+    L.res3b.forward(l3a_, levels, l3_);
+    L.res4a.forward(l3_, levels, l4a_);
+    L.res4b.forward(l4a_, levels, l4_);
+    const Tensor4<T>* in1[] = {&l4_};
+    L.refine1.forward(in1, levels, h, h, r1_);
+    const Tensor4<T>* in2[] = {&l3_, &r1_};
+    L.refine2.forward(in2, levels, h, h, r2_);
+    const Tensor4<T>* in3[] = {&l2_, &r2_};
+    L.refine3.forward(in3, levels, h, h, r3_);
+    const Tensor4<T>* in4[] = {&l1_, &r3_};
+    L.refine4.forward(in4, levels, S, S, r4_);
+    L.normalizer.forward(r4_, levels, n_);
+    L.elu.forward(n_, n_);
+    L.end_conv.forward(n_, out_);
+    return out_;
+  }
+
+  /// Inference forward (no caching): the score for each image at its level.
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+    check_input(x, levels);
+    const auto& L = *l_;
+    const std::size_t S = cfg_.image_size, h = S / 2;
+    auto& b = scratch_;  // every scratch tensor keeps one shape across calls (no reallocation)
+    enum { xs, h0, w1, l1, w2, l2, l3, l4, ra, rb, r3, r4, nrm };  // shapes: ch@S, F@S x3, 2F@S/2 x6, F@S/2, F@S x2
+    to_symmetric(x, b[xs]);
+    L.begin_conv.infer(b[xs], b[h0]);
+    L.res1a.infer(b[h0], levels, b[w1]);
+    L.res1b.infer(b[w1], levels, b[l1]);
+    L.res2a.infer(b[l1], levels, b[w2]);
+    L.res2b.infer(b[w2], levels, b[l2]);
+    L.res3a.infer(b[l2], levels, b[w2]);
+    L.res3b.infer(b[w2], levels, b[l3]);
+    L.res4a.infer(b[l3], levels, b[w2]);
+    L.res4b.infer(b[w2], levels, b[l4]);
+    const Tensor4<T>* in1[] = {&b[l4]};
+    L.refine1.infer(in1, levels, h, h, b[ra]);
+    const Tensor4<T>* in2[] = {&b[l3], &b[ra]};
+    L.refine2.infer(in2, levels, h, h, b[rb]);
+    const Tensor4<T>* in3[] = {&b[l2], &b[rb]};
+    L.refine3.infer(in3, levels, h, h, b[r3]);
+    const Tensor4<T>* in4[] = {&b[l1], &b[r3]};
+    L.refine4.infer(in4, levels, S, S, b[r4]);
+    L.normalizer.infer(b[r4], levels, b[nrm]);
+    L.elu.infer(b[nrm], b[nrm]);
+    L.end_conv.infer(b[nrm], out);
+  }
+
+  /// Back-propagates dL/d(score); parameter gradients accumulate (zero them first).
+  void backward(const Tensor4<T>& d_score) {
+    if (shape_of(d_score) != shape_of(out_))
+      throw ShapeError("NcsnRefineNet: score gradient " + to_string(shape_of(d_score)) +
+                       " does not match the last forward output " + to_string(shape_of(out_)));
+    auto& L = *l_;
+    auto& g = g_;
+    L.end_conv.backward(d_score, g[0]);
+    L.elu.backward(g[0], g[0]);
+    L.normalizer.backward(g[0], g[1]);  // g1: d r4
+    Tensor4<T>* d4[] = {&g[2], &g[3]};  // g2: d l1 (skip), g3: d r3
+    L.refine4.backward(g[1], d4);
+    Tensor4<T>* d3[] = {&g[4], &g[1]};  // g4: d l2 (skip), g1: d r2
+    L.refine3.backward(g[3], d3);
+    Tensor4<T>* d2[] = {&g[5], &g[3]};  // g5: d l3 (skip), g3: d r1
+    L.refine2.backward(g[1], d2);
+    Tensor4<T>* d1[] = {&g[1]};         // g1: d l4
+    L.refine1.backward(g[3], d1);
+    L.res4b.backward(g[1], g[0]);
+    L.res4a.backward(g[0], g[1]);       // + d l3 through res4
+    cpu::add_inplace(g[5], g[1]);
+    L.res3b.backward(g[5], g[0]);
+    L.res3a.backward(g[0], g[1]);
+    cpu::add_inplace(g[4], g[1]);       // d l2
+    L.res2b.backward(g[4], g[0]);
+    L.res2a.backward(g[0], g[1]);
+    cpu::add_inplace(g[2], g[1]);       // d l1
+    L.res1b.backward(g[2], g[0]);
+    L.res1a.backward(g[0], g[1]);
+    L.begin_conv.backward_params(g[1]);  // the input gradient is not needed
+  }
+
+  /// Architecture + parameter values (no optimiser state).
+  void save(io::ByteWriter& w) const {
+    w.put_string(name);
+    w.put<std::uint64_t>(cfg_.channels);
+    w.put<std::uint64_t>(cfg_.image_size);
+    w.put<std::uint64_t>(cfg_.ngf);
+    w.put<std::uint64_t>(cfg_.num_levels);
+    save_parameters(w, *store_);
+  }
+  /// Reads what save() wrote; a different architecture is rebuilt to match the file.
+  void load(io::ByteReader& r) {
+    const std::string n = r.get_string(64);
+    if (n != name) r.fail("holds a '" + n + "' network, expected '" + std::string(name) + "'");
+    Config c;
+    c.channels = r.get<std::uint64_t>();
+    c.image_size = r.get<std::uint64_t>();
+    c.ngf = r.get<std::uint64_t>();
+    c.num_levels = r.get<std::uint64_t>();
+    try {
+      check(c);
+    } catch (const Error& e) {
+      r.fail(std::string("bad architecture: ") + e.what());
+    }
+    if (!(c == cfg_)) {
+      cfg_ = c;
+      build(0);
+    }
+    load_parameters(r, *store_);
+  }
+
+ private:
+  struct Layers {
+    // Declaration order = registration order = NCSN's state_dict order.
+    Conv2d<T> begin_conv;
+    CondInstanceNormPlusPlus<T> normalizer;
+    Conv2d<T> end_conv;
+    NcsnResBlock<T> res1a, res1b, res2a, res2b, res3a, res3b, res4a, res4b;
+    CondRefineBlock<T> refine1, refine2, refine3, refine4;
+    Elu<T> elu;
+
+    Layers(ParameterStore<T>& s, const Config& c, CounterRng r)
+        : begin_conv(s, "begin_conv", {.in = c.channels, .out = c.ngf, .kernel = 3}, r.substream(0)),
+          normalizer(s, "normalizer", c.ngf, c.num_levels, r.substream(1)),
+          end_conv(s, "end_conv", {.in = c.ngf, .out = c.channels, .kernel = 3}, r.substream(2)),
+          res1a(s, "res1.0", rb(c, 1, 1, Resample::none, 0), r.substream(3)),
+          res1b(s, "res1.1", rb(c, 1, 1, Resample::none, 0), r.substream(4)),
+          res2a(s, "res2.0", rb(c, 1, 2, Resample::down, 0), r.substream(5)),
+          res2b(s, "res2.1", rb(c, 2, 2, Resample::none, 0), r.substream(6)),
+          res3a(s, "res3.0", rb(c, 2, 2, Resample::down, 2), r.substream(7)),
+          res3b(s, "res3.1", rb(c, 2, 2, Resample::none, 2), r.substream(8)),
+          res4a(s, "res4.0", rb(c, 2, 2, Resample::down, 4), r.substream(9)),
+          res4b(s, "res4.1", rb(c, 2, 2, Resample::none, 4), r.substream(10)),
+          refine1(s, "refine1", {2 * c.ngf}, 2 * c.ngf, c.num_levels, true, false, r.substream(11)),
+          refine2(s, "refine2", {2 * c.ngf, 2 * c.ngf}, 2 * c.ngf, c.num_levels, false, false, r.substream(12)),
+          refine3(s, "refine3", {2 * c.ngf, 2 * c.ngf}, c.ngf, c.num_levels, false, false, r.substream(13)),
+          refine4(s, "refine4", {c.ngf, c.ngf}, c.ngf, c.num_levels, false, true, r.substream(14)) {}
+
+    static typename NcsnResBlock<T>::Spec rb(const Config& c, std::size_t in_mult, std::size_t out_mult, Resample rs,
+                                             std::size_t dilation) {
+      return {.in = in_mult * c.ngf, .out = out_mult * c.ngf, .resample = rs, .dilation = dilation,
+              .num_levels = c.num_levels};
+    }
+  };
+
+  static Config check(Config c) {
+    if (c.channels == 0 || c.num_levels == 0) throw ValueError("NcsnRefineNet: channels and num_levels must be positive");
+    if (c.ngf < 2)
+      throw ValueError("NcsnRefineNet: ngf must be at least 2 (instance norm++ needs two channels), got " +
+                       std::to_string(c.ngf));
+    if (c.image_size < 4 || c.image_size % 2 != 0)
+      throw ValueError("NcsnRefineNet: image_size must be even and at least 4 (res2 halves it), got " +
+                       std::to_string(c.image_size));
+    return c;
+  }
+
+  void build(std::uint64_t seed) {
+    l_.reset();
+    store_ = std::make_unique<ParameterStore<T>>();
+    l_ = std::make_unique<Layers>(*store_, cfg_, CounterRng(seed, 0x9C5E));
+  }
+
+  /// NCSN maps the input from [0, 1] to [-1, 1] (logit_transform off).
+  static void to_symmetric(const Tensor4<T>& x, Tensor4<T>& y) {
+    cpu::detail::resize_like(y, shape_of(x));
+    const T* s = x.data();
+    T* d = y.data();
+    const std::size_t n = x.size();
+    for (std::size_t i = 0; i < n; ++i) d[i] = T(2) * s[i] - T(1);
+  }
+
+  void check_input(const Tensor4<T>& x, std::span<const int> levels) const {
+    const Shape4 s = shape_of(x);
+    if (s[0] == 0 || s[1] != cfg_.channels || s[2] != cfg_.image_size || s[3] != cfg_.image_size)
+      throw ShapeError("NcsnRefineNet: input " + to_string(s) + " does not match the network's images [N, " +
+                       std::to_string(cfg_.channels) + ", " + std::to_string(cfg_.image_size) + ", " +
+                       std::to_string(cfg_.image_size) + "]");
+    if (levels.size() != s[0])
+      throw ShapeError("NcsnRefineNet: " + std::to_string(levels.size()) + " noise levels for a batch of " +
+                       std::to_string(s[0]));
+    for (int l : levels)
+      if (l < 0 || std::size_t(l) >= cfg_.num_levels)
+        throw ValueError("NcsnRefineNet: noise level index " + std::to_string(l) + " outside [0, " +
+                         std::to_string(cfg_.num_levels) + ")");
+  }
+
+  Config cfg_;
+  std::unique_ptr<ParameterStore<T>> store_;
+  std::unique_ptr<Layers> l_;
+  // Training activations: every block input stays here unchanged until backward().
+  Tensor4<T> xin_, h0_, l1a_, l1_, l2a_, l2_, l3a_, l3_, l4a_, l4_, r1_, r2_, r3_, r4_, n_, out_;
+  Tensor4<T> g_[6];                 // gradient scratch
+  mutable Tensor4<T> scratch_[13];  // inference scratch
+};
+
+}  // namespace scoreood::nn
