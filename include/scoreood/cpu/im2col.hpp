@@ -145,4 +145,33 @@ void col2im_add(const ConvGeometry& g, T* col, T* x) {
   }
 }
 
+/// Copies C planes of H x W into planes of (H + top + bottom) x (W + left + right)
+/// with zero borders (`right` zero columns also pad the left of the next row, so
+/// left = 0 is fine when right covers both); `slack` zeros follow the last plane.
+template <class T>
+void pad_planes(const T* x, std::size_t C, std::size_t H, std::size_t W, std::size_t top, std::size_t bottom,
+                std::size_t left, std::size_t right, std::size_t slack, T* out) {
+  const std::size_t Wp = W + left + right, plane = (H + top + bottom) * Wp;
+  for (std::size_t c = 0; c < C; ++c) {
+    const T* src = x + c * H * W;
+    T* dst = out + c * plane;
+    std::fill(dst, dst + top * Wp + left, T(0));
+    for (std::size_t y = 0; y < H; ++y) {
+      T* row = dst + (top + y) * Wp + left;
+      std::memcpy(row, src + y * W, W * sizeof(T));
+      std::fill(row + W, row + W + right + (y + 1 < H ? left : 0), T(0));
+    }
+    std::fill(dst + (top + H) * Wp, dst + plane, T(0));
+  }
+  std::fill(out + C * plane, out + C * plane + slack, T(0));
+}
+
+/// out[c][y][x] = in[c][y * ld + x] for x < W: drops the extra columns of a
+/// result computed on a wider grid (rows of ld >= W).
+template <class T>
+void compact_rows(const T* in, std::size_t C, std::size_t H, std::size_t W, std::size_t ld, T* out) {
+  for (std::size_t c = 0; c < C; ++c)
+    for (std::size_t y = 0; y < H; ++y) std::memcpy(out + (c * H + y) * W, in + (c * H + y) * ld, W * sizeof(T));
+}
+
 }  // namespace scoreood::cpu

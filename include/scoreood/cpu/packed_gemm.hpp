@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <stdexcept>
 #include <type_traits>
 
 #if defined(__AVX512F__)
@@ -70,10 +71,23 @@ namespace detail {
 /// C[8 x (16*(NV-1) + popcount(mask))] (+)= Apanel[kc x 8] * B[kc x ...].
 /// The 24 accumulators are named variables, not an array: GCC 12 keeps an
 /// array of __m512 in memory and stores it every iteration (measured 2x slower).
-template <int NV>
-__attribute__((always_inline)) inline void kernel_8x16nv(const float* a, const float* b, std::size_t ldb,
-                                                         std::size_t kc, float* c, std::size_t ldc, __mmask16 mask,
-                                                         bool load_c) {
+/// Rows of B a fixed stride apart (an unfolded image).
+struct StridedRows {
+  const float* b;
+  std::size_t ldb;
+  const float* operator()(std::size_t k) const { return b + k * ldb; }
+};
+/// Rows of B at arbitrary offsets: row (c, ky, kx) of a stride-1 convolution
+/// is the zero-padded input plane c shifted by (ky, kx), read in place.
+struct OffsetRows {
+  const float* b;
+  const std::ptrdiff_t* off;
+  const float* operator()(std::size_t k) const { return b + off[k]; }
+};
+
+template <int NV, class Rows>
+__attribute__((always_inline)) inline void kernel_8x16nv(const float* a, Rows brow, std::size_t kc, float* c,
+                                                         std::size_t ldc, __mmask16 mask, bool load_c) {
   static_assert(NV >= 1 && NV <= 3);
   // Column j of the tile: full vectors except the last, which is masked.
   auto ld = [&](const float* p, int j) {
@@ -91,7 +105,7 @@ __attribute__((always_inline)) inline void kernel_8x16nv(const float* a, const f
   SCOREOOD_ACC_DECL(4) SCOREOOD_ACC_DECL(5) SCOREOOD_ACC_DECL(6) SCOREOOD_ACC_DECL(7)
 #undef SCOREOOD_ACC_DECL
   for (std::size_t k = 0; k < kc; ++k) {
-    const float* bk = b + k * ldb;
+    const float* bk = brow(k);
     const __m512 b0 = ld(bk, 0);
     const __m512 b1 = NV > 1 ? ld(bk, 1) : b0;
     const __m512 b2 = NV > 2 ? ld(bk, 2) : b0;
@@ -116,19 +130,53 @@ __attribute__((always_inline)) inline void kernel_8x16nv(const float* a, const f
 #undef SCOREOOD_ACC_STORE
 }
 
-template <int NV>
-inline void tile_8xn(const float* a, const float* b, std::size_t ldb, std::size_t kc, float* c, std::size_t ldc,
-                     std::size_t rows, std::size_t cols, __mmask16 mask, bool load_c) {
+template <int NV, class Rows>
+inline void tile_8xn(const float* a, Rows b, std::size_t kc, float* c, std::size_t ldc, std::size_t rows,
+                     std::size_t cols, __mmask16 mask, bool load_c) {
   if (rows == 8) {
-    kernel_8x16nv<NV>(a, b, ldb, kc, c, ldc, mask, load_c);
+    kernel_8x16nv<NV>(a, b, kc, c, ldc, mask, load_c);
     return;
   }
   // The last rows of M (< 8): compute a full tile in a buffer, copy the real rows.
   alignas(64) float tile[8 * 48];
   if (load_c)
     for (std::size_t r = 0; r < rows; ++r) std::copy(c + r * ldc, c + r * ldc + cols, tile + r * 48);
-  kernel_8x16nv<NV>(a, b, ldb, kc, tile, 48, mask, load_c);
+  kernel_8x16nv<NV>(a, b, kc, tile, 48, mask, load_c);
   for (std::size_t r = 0; r < rows; ++r) std::copy(tile + r * 48, tile + r * 48 + cols, c + r * ldc);
+}
+}  // namespace detail
+#endif
+
+#ifdef SCOREOOD_PACKED_GEMM_AVX512
+namespace detail {
+/// The blocked loop of gemm_packed over tiles; B rows through `rows(k)` (then shifted by the column).
+template <class RowsAt>
+void gemm_packed_avx512(const float* packed, std::size_t M, std::size_t K, RowsAt rows_at, std::size_t N, float* c,
+                        std::size_t ldc, bool accumulate) {
+  constexpr std::size_t MR = kPackMR, KC = kPackKC, NB = 48;
+  if (K == 0) {
+    if (!accumulate)
+      for (std::size_t m = 0; m < M; ++m) std::fill(c + m * ldc, c + m * ldc + N, 0.f);
+    return;
+  }
+  for (std::size_t k0 = 0; k0 < K; k0 += KC) {
+    const std::size_t kc = std::min(KC, K - k0);
+    const bool load_c = accumulate || k0 > 0;
+    for (std::size_t n0 = 0; n0 < N; n0 += NB) {
+      const std::size_t nb = std::min(NB, N - n0);
+      const std::size_t nv = (nb + 15) / 16;
+      const __mmask16 mask = __mmask16((1u << (nb - 16 * (nv - 1))) - 1u);  // 1..16 lanes
+      const auto bt = rows_at(k0, n0);
+      for (std::size_t m0 = 0; m0 < M; m0 += MR) {
+        const float* ap = packed + m0 * K + k0 * MR;
+        float* ct = c + m0 * ldc + n0;
+        const std::size_t rows = std::min(MR, M - m0);
+        if (nv == 3) tile_8xn<3>(ap, bt, kc, ct, ldc, rows, nb, mask, load_c);
+        else if (nv == 2) tile_8xn<2>(ap, bt, kc, ct, ldc, rows, nb, mask, load_c);
+        else tile_8xn<1>(ap, bt, kc, ct, ldc, rows, nb, mask, load_c);
+      }
+    }
+  }
 }
 }  // namespace detail
 #endif
@@ -141,34 +189,110 @@ void gemm_packed(const T* packed, std::size_t M, std::size_t K, const T* b, std:
   if (M == 0 || N == 0) return;
 #ifdef SCOREOOD_PACKED_GEMM_AVX512
   if constexpr (std::is_same_v<T, float>) {
-    constexpr std::size_t MR = detail::kPackMR, KC = detail::kPackKC, NB = 48;
-    if (K == 0) {
-      if (!accumulate)
-        for (std::size_t m = 0; m < M; ++m) std::fill(c + m * ldc, c + m * ldc + N, 0.f);
-      return;
-    }
-    for (std::size_t k0 = 0; k0 < K; k0 += KC) {
-      const std::size_t kc = std::min(KC, K - k0);
-      const bool load_c = accumulate || k0 > 0;
-      for (std::size_t n0 = 0; n0 < N; n0 += NB) {
-        const std::size_t nb = std::min(NB, N - n0);
-        const std::size_t nv = (nb + 15) / 16;
-        const __mmask16 mask = __mmask16((1u << (nb - 16 * (nv - 1))) - 1u);  // 1..16 lanes
-        const float* bt = b + k0 * ldb + n0;
-        for (std::size_t m0 = 0; m0 < M; m0 += MR) {
-          const float* ap = packed + m0 * K + k0 * MR;
-          float* ct = c + m0 * ldc + n0;
-          const std::size_t rows = std::min(MR, M - m0);
-          if (nv == 3) detail::tile_8xn<3>(ap, bt, ldb, kc, ct, ldc, rows, nb, mask, load_c);
-          else if (nv == 2) detail::tile_8xn<2>(ap, bt, ldb, kc, ct, ldc, rows, nb, mask, load_c);
-          else detail::tile_8xn<1>(ap, bt, ldb, kc, ct, ldc, rows, nb, mask, load_c);
-        }
-      }
-    }
+    detail::gemm_packed_avx512(
+        packed, M, K, [&](std::size_t k0, std::size_t n0) { return detail::StridedRows{b + k0 * ldb + n0, ldb}; }, N,
+        c, ldc, accumulate);
     return;
   }
 #endif
   gemm<T>(false, false, M, N, K, T(1), packed, K, b, ldb, accumulate ? T(1) : T(0), c, ldc);
 }
+
+/// The same product with row k of B starting at b + off[k] (rows of at least N
+/// readable elements): a stride-1 convolution over a zero-padded image without
+/// unfolding it. Needs packed_gemm_is_native<T>().
+template <class T>
+void gemm_packed_offsets(const T* packed, std::size_t M, std::size_t K, const T* b, const std::ptrdiff_t* off,
+                         std::size_t N, T* c, std::size_t ldc, bool accumulate) {
+#ifdef SCOREOOD_PACKED_GEMM_AVX512
+  if constexpr (std::is_same_v<T, float>) {
+    if (M == 0 || N == 0) return;
+    detail::gemm_packed_avx512(
+        packed, M, K, [&](std::size_t k0, std::size_t n0) { return detail::OffsetRows{b + n0, off + k0}; }, N, c, ldc,
+        accumulate);
+    return;
+  }
+#endif
+  (void)packed, (void)M, (void)K, (void)b, (void)off, (void)N, (void)c, (void)ldc, (void)accumulate;
+  throw std::logic_error("gemm_packed_offsets: needs the native AVX-512 float kernel");
+}
+
+#ifdef SCOREOOD_PACKED_GEMM_AVX512
+namespace detail {
+/// C[MR x NR] += sum over g, p < L of a_g[m * lda + p] * (b_g + off[k])[p]: MR*NR
+/// dot products kept as vectors over all G images and reduced once at the end.
+template <int MR, int NR>
+__attribute__((always_inline)) inline void nt_tile(std::size_t G, const float* const* a, std::size_t lda,
+                                                   const float* const* b, const std::ptrdiff_t* off, std::size_t L,
+                                                   float* c, std::size_t ldc) {
+  __m512 acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  const std::size_t full = L / 16 * 16;
+  const __mmask16 tail = __mmask16((1u << (L - full)) - 1u);
+  for (std::size_t g = 0; g < G; ++g) {
+    const float* ag = a[g];
+    const float* bg[NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) bg[j] = b[g] + off[j];
+    auto step = [&](std::size_t p, auto load) __attribute__((always_inline)) {
+      __m512 av[MR];
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) av[i] = load(ag + i * lda + p);
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) {
+        const __m512 bv = load(bg[j] + p);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+      }
+    };
+    for (std::size_t p = 0; p < full; p += 16) step(p, [](const float* q) { return _mm512_loadu_ps(q); });
+    if (tail) step(full, [tail](const float* q) { return _mm512_maskz_loadu_ps(tail, q); });
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) c[i * ldc + j] += _mm512_reduce_add_ps(acc[i][j]);
+}
+}  // namespace detail
+#endif
+
+/// C[M x K] += sum_g A_g * B_g^T: A_g row-major M x L (lda), row k of B_g at
+/// b[g] + off[k] (L readable elements). The weight gradient of a stride-1
+/// convolution, dW += dY * unfold(x)^T, read straight from the zero-padded
+/// input of each of G images. Needs packed_gemm_is_native<T>().
+template <class T>
+void gemm_nt_offsets(std::size_t M, std::size_t K, std::size_t L, std::size_t G, const T* const* a, std::size_t lda,
+                     const T* const* b, const std::ptrdiff_t* off, T* c, std::size_t ldc) {
+#ifdef SCOREOOD_PACKED_GEMM_AVX512
+  if constexpr (std::is_same_v<T, float>) {
+  if (L == 0 || G == 0) return;
+  constexpr std::size_t MR = 4, NR = 6;
+  std::size_t m0 = 0;
+  for (; m0 + MR <= M; m0 += MR) {
+    const float* am[16];
+    for (std::size_t g = 0; g < G; ++g) am[g] = a[g] + m0 * lda;
+    std::size_t k0 = 0;
+    for (; k0 + NR <= K; k0 += NR) detail::nt_tile<MR, NR>(G, am, lda, b, off + k0, L, c + m0 * ldc + k0, ldc);
+    for (; k0 < K; ++k0) detail::nt_tile<MR, 1>(G, am, lda, b, off + k0, L, c + m0 * ldc + k0, ldc);
+  }
+  for (; m0 < M; ++m0) {
+    const float* am[16];
+    for (std::size_t g = 0; g < G; ++g) am[g] = a[g] + m0 * lda;
+    std::size_t k0 = 0;
+    for (; k0 + NR <= K; k0 += NR) detail::nt_tile<1, NR>(G, am, lda, b, off + k0, L, c + m0 * ldc + k0, ldc);
+    for (; k0 < K; ++k0) detail::nt_tile<1, 1>(G, am, lda, b, off + k0, L, c + m0 * ldc + k0, ldc);
+  }
+  return;
+  }
+#endif
+  (void)M, (void)K, (void)L, (void)G, (void)a, (void)lda, (void)b, (void)off, (void)c, (void)ldc;
+  throw std::logic_error("gemm_nt_offsets: needs the native AVX-512 float kernel");
+}
+
+/// Images per gemm_nt_offsets() call at most.
+inline constexpr std::size_t kNtMaxGroup = 16;
 
 }  // namespace scoreood::cpu

@@ -82,7 +82,7 @@ inline void barrier([[maybe_unused]] int nt) {
 }
 
 /// Slots of the per-thread scratch; each kernel family uses its own slot.
-enum class Scratch : int { col = 0, dcol = 1, accum = 2, temp = 3, packed = 4, count = 5 };
+enum class Scratch : int { col = 0, dcol = 1, accum = 2, temp = 3, packed = 4, wide = 5, count = 6 };
 
 /// A grow-only per-thread buffer of at least n elements (contents unspecified).
 /// The pointer stays valid until the same thread asks the same slot for more.

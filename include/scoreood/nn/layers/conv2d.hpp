@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace scoreood::nn {
 
@@ -109,6 +110,27 @@ class Conv2d {
     T* yd = y.data();
     const int nt = cpu::threads_for(N, double(M) * double(K) * double(P));
     const T* pa = pack_weight(false, M, K);  // shared read-only by all threads
+    if (pa && direct(g)) {
+      // Stride 1: B is read in place from a zero-padded copy of the image (no
+      // unfolding); the output is computed on the padded width and compacted.
+      const Direct d = direct_layout(g);
+      const std::ptrdiff_t* off = tap_offsets(g.channels, d.plane, d.Wp, 0);
+      const std::size_t Nw = g.out_h * d.Wp;
+      cpu::parallel_region(nt, [&](int t, int T_) {
+        const auto [n0, n1] = cpu::split_range(N, t, T_);
+        T* xp = cpu::scratch<T>(cpu::Scratch::col, d.padded_size);
+        T* yw = cpu::scratch<T>(cpu::Scratch::dcol, M * Nw);
+        for (std::size_t n = n0; n < n1; ++n) {
+          cpu::pad_planes(xd + n * g.image_size(), g.channels, g.height, g.width, pad_, d.Hp - g.height - pad_, pad_,
+                          d.Wp - g.width - pad_, d.slack, xp);
+          if (b)
+            for (std::size_t m = 0; m < M; ++m) std::fill(yw + m * Nw, yw + (m + 1) * Nw, b[m]);
+          cpu::gemm_packed_offsets<T>(pa, M, K, xp, off, Nw, yw, Nw, b != nullptr);
+          cpu::compact_rows(yw, M, g.out_h, g.out_w, d.Wp, yd + n * M * P);
+        }
+      });
+      return;
+    }
     cpu::parallel_region(nt, [&](int t, int T_) {
       const auto [n0, n1] = cpu::split_range(N, t, T_);
       T* col = g.is_pointwise() ? nullptr : cpu::scratch<T>(cpu::Scratch::col, K * P);
@@ -155,6 +177,64 @@ class Conv2d {
     return g;
   }
 
+  /// Stride-1 convolutions (not 1x1) run on zero-padded copies read in place
+  /// (native kernel only): the padded width Wp = W + 2p serves as the row
+  /// length of the output grid too, so tap (ky, kx) is one constant offset.
+  static bool direct(const cpu::ConvGeometry& g) {
+    return cpu::packed_gemm_is_native<T>() && g.stride == 1 && !g.is_pointwise() &&
+           (g.kernel - 1) * g.dilation >= g.pad;
+  }
+  struct Direct {
+    std::size_t Hp, Wp, plane, slack, padded_size;
+  };
+  /// Forward / backward-filter layout: the input padded by p on every side.
+  Direct direct_layout(const cpu::ConvGeometry& g) const {
+    Direct d;
+    d.Hp = g.height + 2 * pad_;
+    d.Wp = g.width + 2 * pad_;
+    d.plane = d.Hp * d.Wp;
+    d.slack = (g.kernel - 1) * g.dilation + 16;  // the last rows' junk columns read past the last plane
+    d.padded_size = g.channels * d.plane + d.slack;
+    return d;
+  }
+  /// Backward-data layout: dY padded by q = d(k-1) - p, read by the flipped kernel.
+  Direct data_layout(const cpu::ConvGeometry& g) const {
+    const std::size_t q = (g.kernel - 1) * g.dilation - pad_;
+    Direct d;
+    d.Hp = g.out_h + 2 * q;
+    d.Wp = g.out_w + 2 * q;
+    d.plane = d.Hp * d.Wp;
+    d.slack = (g.kernel - 1) * g.dilation + 16;
+    d.padded_size = spec_.out * d.plane + d.slack;
+    return d;
+  }
+  /// off[(c * k + ky) * k + kx] = c * plane + ky*d*ld + kx*d, in the calling thread's scratch
+  /// (a separate slot per use so forward-style and data tables can coexist).
+  std::ptrdiff_t* tap_offsets(std::size_t channels, std::size_t plane, std::size_t ld, int slot) const {
+    thread_local std::vector<std::ptrdiff_t> tables[2];
+    auto& v = tables[slot];
+    const std::size_t k = spec_.kernel, dl = spec_.dilation;
+    v.resize(channels * k * k);
+    for (std::size_t c = 0; c < channels; ++c)
+      for (std::size_t ky = 0; ky < k; ++ky)
+        for (std::size_t kx = 0; kx < k; ++kx)
+          v[(c * k + ky) * k + kx] = std::ptrdiff_t(c * plane + ky * dl * ld + kx * dl);
+    return v.data();
+  }
+  /// W^T with the taps flipped, packed: rows in, cols (out, ky, kx); the
+  /// backward-data GEMM of a stride-1 convolution.
+  const T* pack_weight_flipped() const {
+    const std::size_t Ci = spec_.in, Co = spec_.out, k = spec_.kernel, kk = k * k, cols = Co * kk;
+    T* tmp = cpu::scratch<T>(cpu::Scratch::accum, Ci * cols);
+    const T* w = weight_.value();
+    for (std::size_t c = 0; c < Ci; ++c)
+      for (std::size_t m = 0; m < Co; ++m)
+        for (std::size_t t = 0; t < kk; ++t) tmp[c * cols + m * kk + t] = w[(m * Ci + c) * kk + (kk - 1 - t)];
+    T* buf = cpu::scratch<T>(cpu::Scratch::packed, cpu::packed_lhs_size<T>(Ci, cols));
+    cpu::pack_lhs(tmp, Ci, cols, cols, 1, buf);
+    return buf;
+  }
+
   /// The weight (or its transpose, rows x cols of the GEMM) packed for the
   /// native kernel in the calling thread's scratch; nullptr when Eigen's GEMM
   /// is used instead (no AVX-512 / double, or fewer than 8 rows, where the
@@ -195,11 +275,20 @@ class Conv2d {
     T* dxd = dx ? dx->data() : nullptr;
     const int nt = std::min(kMaxThreads, cpu::threads_for(N, double(M) * double(K) * double(P) * (dx ? 2 : 1)));
     T* accs[kMaxThreads] = {};
-    const T* pa = dx ? pack_weight(true, K, M) : nullptr;  // W^T, for backward-data
+    const bool dir = direct(g);
+    // W^T for backward-data; with the direct path W^T with flipped taps (a convolution of dY).
+    const T* pa = !dx ? nullptr : dir ? pack_weight_flipped() : pack_weight(true, K, M);
+    const Direct fd = dir ? direct_layout(g) : Direct{};
+    const Direct dd = dir && dx ? data_layout(g) : Direct{};
+    const std::ptrdiff_t* off = dir ? tap_offsets(g.channels, fd.plane, fd.Wp, 0) : nullptr;
+    const std::ptrdiff_t* offd = dir && dx ? tap_offsets(M, dd.plane, dd.Wp, 1) : nullptr;
+    const std::size_t L = g.out_h * fd.Wp;  // the padded-width output grid of the forward
+    // Images per backward-filter call: their padded inputs and gradients stay in L2.
+    const std::size_t G =
+        dir ? std::clamp<std::size_t>((std::size_t(1) << 18) / (fd.padded_size + M * L), 1, cpu::kNtMaxGroup) : 1;
     cpu::parallel_region(nt, [&](int t, int T_) {
       const auto [n0, n1] = cpu::split_range(N, t, T_);
       const bool pw = g.is_pointwise();
-      T* col = pw ? nullptr : cpu::scratch<T>(cpu::Scratch::col, K * P);
       // One thread accumulates straight into the store; the others into scratch.
       T* acc_w = gw;
       T* acc_b = gb;
@@ -210,27 +299,63 @@ class Conv2d {
         acc_w = acc;
         acc_b = gb ? acc + M * K : nullptr;
       }
-      for (std::size_t n = n0; n < n1; ++n) {
-        const T* xn = xd + n * g.image_size();
-        const T* dyn = dyd + n * M * P;
-        const T* src = xn;
-        if (col) {
-          cpu::im2col(g, xn, col);
-          src = col;
+      if (dir) {
+        T* xps = cpu::scratch<T>(cpu::Scratch::col, G * fd.padded_size);
+        T* dys = cpu::scratch<T>(cpu::Scratch::dcol, G * M * L);
+        T* dyq = dx ? cpu::scratch<T>(cpu::Scratch::temp, dd.padded_size) : nullptr;
+        T* dxw = dx ? cpu::scratch<T>(cpu::Scratch::wide, g.channels * g.height * dd.Wp) : nullptr;
+        const T* as[cpu::kNtMaxGroup];
+        const T* bs[cpu::kNtMaxGroup];
+        for (std::size_t nb = n0; nb < n1; nb += G) {
+          const std::size_t gs = std::min(G, n1 - nb);
+          for (std::size_t j = 0; j < gs; ++j) {
+            const std::size_t n = nb + j;
+            const T* dyn = dyd + n * M * P;
+            T* xp = xps + j * fd.padded_size;
+            T* dyw = dys + j * M * L;
+            cpu::pad_planes(xd + n * g.image_size(), g.channels, g.height, g.width, pad_, fd.Hp - g.height - pad_,
+                            pad_, fd.Wp - g.width - pad_, fd.slack, xp);
+            cpu::pad_planes(dyn, M, g.out_h, g.out_w, 0, 0, 0, fd.Wp - g.out_w, 0, dyw);  // zero junk columns
+            as[j] = dyw;
+            bs[j] = xp;
+            if (acc_b)
+              for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyn + m * P, P);
+            if (dx) {
+              // backward-data: dx = conv(dY padded by q, flipped W^T), on the padded width, compacted.
+              const std::size_t q = (g.kernel - 1) * g.dilation - pad_;
+              cpu::pad_planes(dyn, M, g.out_h, g.out_w, q, q, q, q, dd.slack, dyq);
+              const std::size_t Nw = g.height * dd.Wp;
+              cpu::gemm_packed_offsets<T>(pa, g.channels, K / g.channels * M, dyq, offd, Nw, dxw, Nw, false);
+              cpu::compact_rows(dxw, g.channels, g.height, g.width, dd.Wp, dxd + n * g.image_size());
+            }
+          }
+          // backward-filter: dW[M, (c, ky, kx)] += dY_n * shifted padded x_n, over the group.
+          cpu::gemm_nt_offsets<T>(M, K, L, gs, as, L, bs, off, acc_w, K);
         }
-        // backward-filter: dW[M,K] += dY_n[M,P] * col^T[P,K]
-        cpu::gemm<T>(false, true, M, K, P, T(1), dyn, P, src, P, T(1), acc_w, K);
-        if (acc_b)
-          for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyn + m * P, P);
-        if (dxd) {
-          T* dxn = dxd + n * g.image_size();
-          // backward-data: dcol[K,P] = W^T[K,M] * dY_n[M,P], folded back onto the image.
-          T* dcol = pw ? dxn : cpu::scratch<T>(cpu::Scratch::dcol, K * P);
-          if (pa) cpu::gemm_packed<T>(pa, K, M, dyn, P, P, dcol, P, false);
-          else cpu::gemm<T>(true, false, K, P, M, T(1), w, K, dyn, P, T(0), dcol, P);
-          if (!pw) {
-            std::fill(dxn, dxn + g.image_size(), T(0));
-            cpu::col2im_add(g, dcol, dxn);
+      } else {
+        T* col = pw ? nullptr : cpu::scratch<T>(cpu::Scratch::col, K * P);
+        for (std::size_t n = n0; n < n1; ++n) {
+          const T* xn = xd + n * g.image_size();
+          const T* dyn = dyd + n * M * P;
+          const T* src = xn;
+          if (col) {
+            cpu::im2col(g, xn, col);
+            src = col;
+          }
+          // backward-filter: dW[M,K] += dY_n[M,P] * col^T[P,K]
+          cpu::gemm<T>(false, true, M, K, P, T(1), dyn, P, src, P, T(1), acc_w, K);
+          if (acc_b)
+            for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyn + m * P, P);
+          if (dxd) {
+            T* dxn = dxd + n * g.image_size();
+            // backward-data: dcol[K,P] = W^T[K,M] * dY_n[M,P], folded back onto the image.
+            T* dcol = pw ? dxn : cpu::scratch<T>(cpu::Scratch::dcol, K * P);
+            if (pa) cpu::gemm_packed<T>(pa, K, M, dyn, P, P, dcol, P, false);
+            else cpu::gemm<T>(true, false, K, P, M, T(1), w, K, dyn, P, T(0), dcol, P);
+            if (!pw) {
+              std::fill(dxn, dxn + g.image_size(), T(0));
+              cpu::col2im_add(g, dcol, dxn);
+            }
           }
         }
       }
