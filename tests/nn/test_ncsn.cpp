@@ -2,6 +2,7 @@
 // forward and gradients against a PyTorch twin (tests/reference/make_ncsn_refs.py), finite differences,
 // inference/training agreement, checkpoints and input validation.
 #include <catch2/catch.hpp>
+#include <scoreood/concepts.hpp>
 #include <scoreood/nn/blocks/refinenet.hpp>
 #include <scoreood/nn/nets/ncsn_refinenet.hpp>
 
@@ -23,6 +24,7 @@ namespace {
 
 using Net = NcsnRefineNet<backend::cpu, float>;
 using NetD = NcsnRefineNet<backend::cpu, double>;
+static_assert(concepts::ScoreNetwork<Net> && concepts::ScoreNetwork<NetD>);
 
 std::string data_path(const char* file) { return std::string(SCOREOOD_TEST_DATA_DIR) + "/" + file; }
 
