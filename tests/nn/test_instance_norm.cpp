@@ -5,6 +5,7 @@
 #include <scoreood/nn/layers/instance_norm.hpp>
 
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 using namespace scoreood;
@@ -244,4 +245,39 @@ TEST_CASE("CIN++ and IN++ reject bad input with clear messages", "[norm]") {
   for (float v : y) CHECK(std::isfinite(v));
   Tensor4<float> wrong = xt::zeros<float>({2, 4, 3, 2});
   CHECK_THROWS_AS(cin.backward(wrong, dx), ShapeError);
+}
+
+TEMPLATE_TEST_CASE("CIN++ fused with ELU equals the norm followed by the ELU layer", "[norm][elu]", float, double) {
+  using T = TestType;
+  const std::size_t N = 3, C = 6, H = 9, W = 7, L = 4;
+  const std::vector<int> levels = {3, 0, 3};
+  nn::ParameterStore<T> s1, s2;
+  nn::CondInstanceNormPlusPlus<T> a(s1, "n", C, L, CounterRng(8)), b(s2, "n", C, L, CounterRng(8));
+  nn::Elu<T> ea, eb;
+  const Tensor4<T> x = xt::cast<T>(shifted_input(N, C, H, W, 91));
+  Tensor4<T> ya, yb, yi, dxa, dxb;
+  a.forward(x, levels, ya);
+  ea.forward(ya, ya);
+  b.forward_elu(x, levels, yb, eb);
+  b.infer_elu(x, levels, yi, eb);
+  REQUIRE(shape_of(yb) == shape_of(ya));
+  // The same formula; only the SIMD blocking differs (Eigen's exp on a ragged
+  // tail may round differently): a few ulp at most.
+  const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
+  std::size_t negative = 0;
+  for (std::size_t i = 0; i < ya.size(); ++i) {
+    CHECK(std::abs(double(yb.data()[i]) - double(ya.data()[i])) <= tol);
+    CHECK(std::abs(double(yi.data()[i]) - double(ya.data()[i])) <= tol);
+    negative += ya.data()[i] < 0;
+  }
+  CHECK(negative > ya.size() / 10);  // the ELU's negative branch is exercised
+  Tensor4<T> g = xt::cast<T>(shifted_input(N, C, H, W, 92)), ga = g, gb = g;
+  ea.backward(ga, ga);
+  a.backward(ga, dxa);
+  eb.backward(gb, gb);
+  b.backward(gb, dxb);
+  for (std::size_t i = 0; i < dxa.size(); ++i)
+    CHECK(std::abs(double(dxb.data()[i]) - double(dxa.data()[i])) <= 10 * tol * (1 + std::abs(double(dxa.data()[i]))));
+  for (std::size_t i = 0; i < s1.count(); ++i)
+    CHECK(std::abs(double(s2.grads()[i]) - double(s1.grads()[i])) <= 100 * tol * (1 + std::abs(double(s1.grads()[i]))));
 }

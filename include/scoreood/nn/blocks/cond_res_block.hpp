@@ -39,11 +39,10 @@ class CondResBlock {
 
   /// Training forward: keeps every intermediate for backward(). `x` must stay alive until then.
   void forward(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) {
-    norm1_.forward(x, levels, a_);
-    elu1_.forward(a_, a_);  // in place: ELU keeps its output, the conv keeps its input: the same tensor
+    // CIN++ -> ELU fused (one memory pass); ELU keeps its output, the conv keeps its input: the same tensor.
+    norm1_.forward_elu(x, levels, a_, elu1_);
     conv1_.forward(a_, b_);
-    norm2_.forward(b_, levels, c_);
-    elu2_.forward(c_, c_);
+    norm2_.forward_elu(b_, levels, c_, elu2_);
     conv2_.forward(c_, y);
     if (skip_) {
       skip_->forward(x, s_);
@@ -60,11 +59,9 @@ class CondResBlock {
     Tensor4<T>& a = scratch_a_;
     Tensor4<T>& b = scratch_b_;
     Tensor4<T>& c = scratch_c_;
-    norm1_.infer(x, levels, a);
-    elu1_.infer(a, a);
+    norm1_.infer_elu(x, levels, a, elu1_);
     conv1_.infer(a, b);
-    norm2_.infer(b, levels, c);
-    elu2_.infer(c, c);
+    norm2_.infer_elu(b, levels, c, elu2_);
     conv2_.infer(c, y);
     if (skip_) {
       skip_->infer(x, b);

@@ -42,28 +42,40 @@ class Elu {
     const T* xd = x.data();
     T* yd = y.data();
     const T a = alpha_;
-    cpu::detail::chunked(x.size(), [=](std::size_t b, std::size_t e) {
-      // Eigen 3.4 does not vectorise select(), so the expm1 of a small block
-      // goes to a stack buffer (vectorised) and a SIMD loop picks per element.
-      // Blocks also make in-place use safe: x[i] is read before y[i] is written.
-      using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
-      constexpr std::size_t B = 512;
-      alignas(64) T tmp[B];
-      for (std::size_t i0 = b; i0 < e; i0 += B) {
-        const std::size_t len = std::min(B, e - i0);
-        Eigen::Map<Arr> tv(tmp, Eigen::Index(len));
-        // min(x, 0) keeps exp finite on large inputs (their branch is discarded).
-        // float: exp(x) - 1 like PyTorch's vectorised CPU kernel (Eigen's expm1
-        // costs a log on top); double (gradient tests): the accurate expm1.
-        const auto xm = Eigen::Map<const Arr>(xd + i0, Eigen::Index(len)).min(T(0));
-        if constexpr (std::is_same_v<T, float>) tv = a * (xm.exp() - T(1));
-        else tv = a * xm.expm1();
-        const T* xs = xd + i0;
-        T* ys = yd + i0;
+    cpu::detail::chunked(x.size(), [=](std::size_t b, std::size_t e) { apply(xd + b, yd + b, e - b, a); });
+  }
+
+  /// y[i] = elu(x[i]) for n contiguous values (y may be x): the kernel of
+  /// infer(), public so that a layer can apply it to data still in cache.
+  static void apply(const T* xd, T* yd, std::size_t n, T a) {
+    // Eigen 3.4 does not vectorise select(), so the expm1 of a small block
+    // goes to a stack buffer (vectorised) and a SIMD loop picks per element.
+    // Blocks also make in-place use safe: x[i] is read before y[i] is written.
+    using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+    constexpr std::size_t B = 512;
+    alignas(64) T tmp[B];
+    for (std::size_t i0 = 0; i0 < n; i0 += B) {
+      const std::size_t len = std::min(B, n - i0);
+      Eigen::Map<Arr> tv(tmp, Eigen::Index(len));
+      // min(x, 0) keeps exp finite on large inputs (their branch is discarded).
+      // float: exp(x) - 1 like PyTorch's vectorised CPU kernel (Eigen's expm1
+      // costs a log on top); double (gradient tests): the accurate expm1.
+      const auto xm = Eigen::Map<const Arr>(xd + i0, Eigen::Index(len)).min(T(0));
+      if constexpr (std::is_same_v<T, float>) tv = a * (xm.exp() - T(1));
+      else tv = a * xm.expm1();
+      const T* xs = xd + i0;
+      T* ys = yd + i0;
 #pragma omp simd
-        for (std::size_t i = 0; i < len; ++i) ys[i] = xs[i] > T(0) ? xs[i] : tmp[i];
-      }
-    });
+      for (std::size_t i = 0; i < len; ++i) ys[i] = xs[i] > T(0) ? xs[i] : tmp[i];
+    }
+  }
+
+  /// Records y as this layer's training output when another layer computed
+  /// elu into it (a fused norm -> ELU); backward() then works as after forward().
+  void attach_output(const Tensor4<T>& y) {
+    y_ = &y;
+    y_data_ = y.data();
+    shape_ = shape_of(y);
   }
 
   /// dx = dy * elu'(x), from the cached output. dx may be dy itself.

@@ -23,6 +23,7 @@
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
 #include <scoreood/core/tensor.hpp>
+#include <scoreood/nn/layers/elu.hpp>
 #include <scoreood/nn/parameter.hpp>
 
 #include <algorithm>
@@ -113,8 +114,11 @@ void plane_dot_sums(const T* dy, const T* h, std::size_t P, double& s, double& t
 
 /// Forward of IN++ for all samples; `rows(n)` gives sample n's parameters.
 /// With a cache, also keeps what backward needs; without one it is read-only.
+/// With an `elu` the output is elu(norm(x)), applied per
+/// plane while it is in cache (a fused CIN++ -> ELU: one memory pass less).
 template <class T, class RowsFn>
-void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPlusCache<T>* cache) {
+void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPlusCache<T>* cache,
+                     const Elu<T>* elu = nullptr) {
   const std::size_t N = x.shape()[0], C = x.shape()[1], P = x.shape()[2] * x.shape()[3];
   if (y.shape() != x.shape()) y.resize(x.shape());
   if (cache) {
@@ -173,6 +177,7 @@ void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPl
       } else {
         for (std::size_t p = 0; p < P; ++p) dst[p] = g * ((src[p] - mc) * a) + shift;
       }
+      if (elu) Elu<T>::apply(dst, dst, P, elu->alpha());
     }
     if (cache) cache->q[n] = q;
   }
@@ -274,6 +279,21 @@ class CondInstanceNormPlusPlus {
   void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
     check(x, levels);
     detail::norm_pp_forward<T>(x, y, rows_fn(levels), nullptr);
+  }
+
+  /// forward() then elu.forward(y, y) in one pass over memory: same values,
+  /// same backward (elu.backward, then this layer's backward).
+  void forward_elu(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y, Elu<T>& elu) {
+    check(x, levels);
+    levels_.assign(levels.begin(), levels.end());
+    detail::norm_pp_forward(x, y, rows_fn(levels_), &cache_, &elu);
+    elu.attach_output(y);
+  }
+
+  /// infer() then elu.infer(y, y) in one pass over memory.
+  void infer_elu(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y, const Elu<T>& elu) const {
+    check(x, levels);
+    detail::norm_pp_forward<T>(x, y, rows_fn(levels), nullptr, &elu);
   }
 
   void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {

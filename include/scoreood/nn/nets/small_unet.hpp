@@ -91,8 +91,7 @@ class SmallUNet<backend::cpu, T> {
     L.up28.forward(h14b_, u28_);
     cpu::add_inplace(u28_, h28_);
     L.rb6.forward(u28_, levels, h28b_);
-    L.norm_out.forward(h28b_, levels, n_);
-    L.elu_out.forward(n_, n_);
+    L.norm_out.forward_elu(h28b_, levels, n_, L.elu_out);
     L.conv_out.forward(n_, out_);
     return out_;
   }
@@ -114,8 +113,7 @@ class SmallUNet<backend::cpu, T> {
     L.up28.infer(b[6], b[0]);          // C@28
     cpu::add_inplace(b[0], b[1]);
     L.rb6.infer(b[0], levels, b[7]);   // C@28
-    L.norm_out.infer(b[7], levels, b[1]);
-    L.elu_out.infer(b[1], b[1]);
+    L.norm_out.infer_elu(b[7], levels, b[1], L.elu_out);
     L.conv_out.infer(b[1], out);
   }
 
