@@ -4,15 +4,22 @@
  *  PyTorch semantics and layout: weight [out, in, k, k], bias [out], output
  *  size (H + 2p - d(k-1) - 1) / s + 1, default init U(±1/sqrt(in*k*k)).
  *
- *  Implementation: the batch is split across OpenMP threads; each thread
- *  unfolds one image (im2col, skipped for 1x1 stride-1 convolutions) and runs
- *  single-threaded Eigen GEMMs:
- *    forward          Y_n  = W * col_n (+ bias)
- *    backward-filter  dW  += dY_n * col_n^T  (per-thread accumulators, reduced in parallel)
- *    backward-data    dx_n = col2im(W^T * dY_n)
- *  Batches smaller than the thread count run image by image with Eigen's
- *  threaded GEMM instead. Unfolding buffers are per-thread scratch shared by
- *  all layers, so steady-state calls do not allocate.
+ *  Implementation: the batch is split across OpenMP threads, each running
+ *  single-threaded GEMMs per image with the weight packed once per call.
+ *  Stride-1 convolutions (float, AVX-512) read the input in place from a
+ *  zero-padded copy: on the padded width Wp every tap (ky, kx) is one constant
+ *  offset, so GEMM row (c, ky, kx) is the padded plane c shifted (a table of
+ *  row offsets, no unfolding); results computed on the padded width are
+ *  compacted afterwards.
+ *    forward          Y_n  = W * shifted(pad(x_n)) (+ bias)
+ *    backward-data    dx_n = flip(W)^T * shifted(pad(dY_n))  (a convolution of dY)
+ *    backward-filter  dW  += dY_n * shifted(pad(x_n))^T    (NT dot-product kernel over groups of images;
+ *                                                           per-thread accumulators, reduced in parallel)
+ *  Other convolutions (stride 2, double, no AVX-512) unfold one image
+ *  (im2col, skipped for 1x1 stride-1) and use the packed kernel or Eigen,
+ *  with col2im for backward-data. Batches smaller than the thread count run
+ *  image by image. Scratch buffers are per-thread and shared by all layers,
+ *  so steady-state calls do not allocate.
  *
  *  Training contract: forward() keeps a pointer to its input (no copy). The
  *  input tensor must stay alive and unchanged until backward(); a resized or
@@ -110,23 +117,61 @@ class Conv2d {
     T* yd = y.data();
     const int nt = cpu::threads_for(N, double(M) * double(K) * double(P));
     const T* pa = pack_weight(false, M, K);  // shared read-only by all threads
-    if (pa && direct(g)) {
-      // Stride 1: B is read in place from a zero-padded copy of the image (no
-      // unfolding); the output is computed on the padded width and compacted.
-      const Direct d = direct_layout(g);
-      const std::ptrdiff_t* off = tap_offsets(g.channels, d.plane, d.Wp, 0);
-      const std::size_t Nw = g.out_h * d.Wp;
+    if (pa && direct_forward(g)) {
+      // B is read in place from a zero-padded copy of the image (no unfolding):
+      // for stride s the padded image is split into s x s phase planes, and tap
+      // (ky, kx) is then one constant offset into the phase it falls on. The
+      // output is computed on the phase width Ws and compacted.
+      const std::size_t S = g.stride, k = spec_.kernel, dl = spec_.dilation;
+      const std::size_t Hp = g.height + 2 * pad_, Wp = g.width + 2 * pad_;
+      const std::size_t Hs = (Hp + S - 1) / S, Ws = (Wp + S - 1) / S, phase = Hs * Ws, plane = S * S * phase;
+      const std::size_t qmax = (k - 1) * dl / S;
+      const std::size_t slack = (qmax + 1) * Ws + qmax + 16;  // the last rows' junk columns read past the end
+      const std::size_t padded_size = g.channels * plane + slack;
+      std::ptrdiff_t* off = tap_offsets(g.channels, plane, Ws, 0);
+      if (S > 1)
+        for (std::size_t c = 0; c < g.channels; ++c)
+          for (std::size_t ky = 0; ky < k; ++ky)
+            for (std::size_t kx = 0; kx < k; ++kx) {
+              const std::size_t ty = ky * dl, tx = kx * dl;
+              off[(c * k + ky) * k + kx] =
+                  std::ptrdiff_t(c * plane + ((ty % S) * S + tx % S) * phase + (ty / S) * Ws + tx / S);
+            }
+      const std::size_t Nw = g.out_h * Ws;
+      const std::size_t H = g.height, W = g.width, C = g.channels, pd = pad_;
       cpu::parallel_region(nt, [&](int t, int T_) {
         const auto [n0, n1] = cpu::split_range(N, t, T_);
-        T* xp = cpu::scratch<T>(cpu::Scratch::col, d.padded_size);
+        T* xp = cpu::scratch<T>(cpu::Scratch::col, padded_size);
         T* yw = cpu::scratch<T>(cpu::Scratch::dcol, M * Nw);
         for (std::size_t n = n0; n < n1; ++n) {
-          cpu::pad_planes(xd + n * g.image_size(), g.channels, g.height, g.width, pad_, d.Hp - g.height - pad_, pad_,
-                          d.Wp - g.width - pad_, d.slack, xp);
+          const T* xn = xd + n * g.image_size();
+          if (S == 1) {
+            cpu::pad_planes(xn, C, H, W, pd, pd, pd, pd, slack, xp);
+          } else {
+            for (std::size_t c = 0; c < C; ++c)
+              for (std::size_t a = 0; a < S; ++a)
+                for (std::size_t bb = 0; bb < S; ++bb) {
+                  T* ph = xp + c * plane + (a * S + bb) * phase;
+                  for (std::size_t i = 0; i < Hs; ++i) {
+                    const std::ptrdiff_t yy = std::ptrdiff_t(S * i + a) - std::ptrdiff_t(pd);
+                    T* row = ph + i * Ws;
+                    if (yy < 0 || yy >= std::ptrdiff_t(H)) {
+                      std::fill(row, row + Ws, T(0));
+                      continue;
+                    }
+                    const T* src = xn + (c * H + std::size_t(yy)) * W;
+                    for (std::size_t j = 0; j < Ws; ++j) {
+                      const std::ptrdiff_t xx = std::ptrdiff_t(S * j + bb) - std::ptrdiff_t(pd);
+                      row[j] = xx >= 0 && xx < std::ptrdiff_t(W) ? src[xx] : T(0);
+                    }
+                  }
+                }
+            std::fill(xp + C * plane, xp + padded_size, T(0));
+          }
           if (b)
             for (std::size_t m = 0; m < M; ++m) std::fill(yw + m * Nw, yw + (m + 1) * Nw, b[m]);
           cpu::gemm_packed_offsets<T>(pa, M, K, xp, off, Nw, yw, Nw, b != nullptr);
-          cpu::compact_rows(yw, M, g.out_h, g.out_w, d.Wp, yd + n * M * P);
+          cpu::compact_rows(yw, M, g.out_h, g.out_w, Ws, yd + n * M * P);
         }
       });
       return;
@@ -184,6 +229,8 @@ class Conv2d {
     return cpu::packed_gemm_is_native<T>() && g.stride == 1 && !g.is_pointwise() &&
            (g.kernel - 1) * g.dilation >= g.pad;
   }
+  /// The forward reads any non-1x1 (or strided) convolution in place (native kernel only).
+  static bool direct_forward(const cpu::ConvGeometry& g) { return cpu::packed_gemm_is_native<T>() && !g.is_pointwise(); }
   struct Direct {
     std::size_t Hp, Wp, plane, slack, padded_size;
   };
