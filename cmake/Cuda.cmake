@@ -9,7 +9,9 @@
 #   target_link_libraries(app PRIVATE scoreood::cuda)
 include(CheckLanguage)
 check_language(CUDA)
-if(CMAKE_CUDA_COMPILER)
+# A parent project that add_subdirectory()s us opts in explicitly: enabling a
+# language behind its back would change its own build.
+if(CMAKE_CUDA_COMPILER AND SCOREOOD_TOP_LEVEL)
   set(_scoreood_cuda_default ON)
 else()
   set(_scoreood_cuda_default OFF)
