@@ -387,3 +387,25 @@ TEST_CASE("Conv2d rejects bad specs, shapes and call orders with clear messages"
   Tensor4<float> dy2 = xt::zeros<float>({1, 4, 2, 2});
   CHECK_THROWS_WITH(conv.backward(dy2, dx), Contains("resized or freed"));
 }
+
+TEMPLATE_TEST_CASE("Conv2d adds a residual in the same pass", "[conv]", float, double) {
+  using T = TestType;
+  for (const std::size_t stride : {std::size_t(1), std::size_t(2)}) {
+    nn::ParameterStore<T> store;
+    nn::Conv2d<T> conv(store, "r", {5, 9, 3, stride}, CounterRng(21));
+    Tensor4<T> x = xt::empty<T>({3, 5, 11, 11}), y, yr, yi;
+    const CounterRng rng(22);
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = T(rng.normal(i));
+    conv.infer(x, y);
+    Tensor4<T> r = xt::empty<T>(std::array<std::size_t, 4>{y.shape()[0], y.shape()[1], y.shape()[2], y.shape()[3]});
+    for (std::size_t i = 0; i < r.size(); ++i) r.data()[i] = T(rng.normal(1000 + i));
+    conv.forward(x, yr, &r);
+    conv.infer(x, yi, &r);
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      CHECK(yr.data()[i] == y.data()[i] + r.data()[i]);
+      CHECK(yi.data()[i] == yr.data()[i]);
+    }
+    CHECK_THROWS_AS(conv.infer(x, yi, &x), ShapeError);   // wrong shape
+    CHECK_THROWS_AS(conv.infer(x, yi, &yi), ShapeError);  // the output itself
+  }
+}

@@ -43,12 +43,12 @@ class CondResBlock {
     norm1_.forward_elu(x, levels, a_, elu1_);
     conv1_.forward(a_, b_);
     norm2_.forward_elu(b_, levels, c_, elu2_);
-    conv2_.forward(c_, y);
+    // The skip is added by conv2 while its output is in cache.
     if (skip_) {
       skip_->forward(x, s_);
-      cpu::add_inplace(y, s_);
+      conv2_.forward(c_, y, &s_);
     } else {
-      cpu::add_inplace(y, x);
+      conv2_.forward(c_, y, &x);
     }
   }
 
@@ -62,12 +62,11 @@ class CondResBlock {
     norm1_.infer_elu(x, levels, a, elu1_);
     conv1_.infer(a, b);
     norm2_.infer_elu(b, levels, c, elu2_);
-    conv2_.infer(c, y);
     if (skip_) {
       skip_->infer(x, b);
-      cpu::add_inplace(y, b);
+      conv2_.infer(c, y, &b);
     } else {
-      cpu::add_inplace(y, x);
+      conv2_.infer(c, y, &x);
     }
   }
 

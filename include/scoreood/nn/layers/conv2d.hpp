@@ -97,19 +97,26 @@ class Conv2d {
   }
 
   /// Training forward: computes y (resized) and remembers x for backward.
-  void forward(const Tensor4<T>& x, Tensor4<T>& y) {
-    infer(x, y);
+  /// With a `residual` (the output's shape, not y itself) y = conv(x) + residual
+  /// in the same pass (a residual block's skip add; its gradient is dy itself).
+  void forward(const Tensor4<T>& x, Tensor4<T>& y, const Tensor4<T>* residual = nullptr) {
+    infer(x, y, residual);
     x_ = &x;
     x_data_ = x.data();
     x_shape_ = shape_of(x);
   }
 
   /// Inference forward: no state kept (safe to interleave with training calls).
-  void infer(const Tensor4<T>& x, Tensor4<T>& y) const {
+  void infer(const Tensor4<T>& x, Tensor4<T>& y, const Tensor4<T>* residual = nullptr) const {
     if (&x == &y) throw Error("Conv2d '" + name_ + "': input and output must be different tensors");
     const Shape4 xs = shape_of(x);
     const cpu::ConvGeometry g = geometry(xs);
-    resize(y, {xs[0], spec_.out, g.out_h, g.out_w});
+    const Shape4 ys{xs[0], spec_.out, g.out_h, g.out_w};
+    if (residual && (residual == &y || shape_of(*residual) != ys))
+      throw ShapeError("Conv2d '" + name_ + "': the residual must be a separate tensor of the output's shape " +
+                       to_string(ys) + (residual == &y ? "" : ", got " + to_string(shape_of(*residual))));
+    const T* rd = residual ? residual->data() : nullptr;
+    resize(y, ys);
     const std::size_t N = xs[0], M = spec_.out, K = g.rows(), P = g.cols();
     const T* w = weight_.value();
     const T* b = spec_.bias ? bias_.value() : nullptr;
@@ -172,6 +179,7 @@ class Conv2d {
             for (std::size_t m = 0; m < M; ++m) std::fill(yw + m * Nw, yw + (m + 1) * Nw, b[m]);
           cpu::gemm_packed_offsets<T>(pa, M, K, xp, off, Nw, yw, Nw, b != nullptr);
           cpu::compact_rows(yw, M, g.out_h, g.out_w, Ws, yd + n * M * P);
+          if (rd) cpu::kernels::add_to(yd + n * M * P, rd + n * M * P, M * P);  // still in cache
         }
       });
       return;
@@ -192,6 +200,7 @@ class Conv2d {
           for (std::size_t m = 0; m < M; ++m) std::fill(yn + m * P, yn + (m + 1) * P, b[m]);
         if (pa) cpu::gemm_packed<T>(pa, M, K, src, P, P, yn, P, b != nullptr);
         else cpu::gemm<T>(false, false, M, P, K, T(1), w, K, src, P, b ? T(1) : T(0), yn, P);
+        if (rd) cpu::kernels::add_to(yn, rd + n * M * P, M * P);
       }
     });
   }
