@@ -118,6 +118,9 @@ class Trainer {
       if (opt_.checkpoint_every && !opt_.checkpoint.empty() && step_ % opt_.checkpoint_every == 0) save(opt_.checkpoint);
     }
     if (in_window) last_window = window / double(in_window);
+    // The state keeps the raw weights (what Adam's moments belong to) so a
+    // resume is exact; only then does the network take the averaged weights.
+    if (!opt_.checkpoint.empty()) save(opt_.checkpoint);
     if (ema_) ema_->copy_to(net_->parameters());
     TrainResult r;
     r.steps = step_ - start;
@@ -125,7 +128,6 @@ class Trainer {
     r.seconds = elapsed();
     r.images_per_second = double(r.steps) * double(opt_.batch) / std::max(r.seconds, 1e-9);
     r.final_loss = last_window;
-    if (!opt_.checkpoint.empty()) save(opt_.checkpoint);
     return r;
   }
 
