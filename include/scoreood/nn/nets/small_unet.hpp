@@ -20,6 +20,7 @@
 #include <scoreood/nn/layers/elu.hpp>
 #include <scoreood/nn/layers/instance_norm.hpp>
 #include <scoreood/nn/layers/upsample.hpp>
+#include <scoreood/nn/nets/input_check.hpp>
 #include <scoreood/nn/parameter.hpp>
 
 #include <cstdint>
@@ -205,19 +206,9 @@ class SmallUNet<backend::cpu, T> {
   }
 
   void check_input(const Tensor4<T>& x, std::span<const int> levels) const {
-    const Shape4 s = shape_of(x);
-    if (s[1] != cfg_.channels || s[2] != cfg_.image_size || s[3] != cfg_.image_size)
-      throw ShapeError("SmallUNet: input " + to_string(s) + " does not match the network's images [N, " +
-                       std::to_string(cfg_.channels) + ", " + std::to_string(cfg_.image_size) + ", " +
-                       std::to_string(cfg_.image_size) + "]");
-    if (levels.size() != s[0])
-      throw ShapeError("SmallUNet: " + std::to_string(levels.size()) + " noise levels for a batch of " +
-                       std::to_string(s[0]));
-    for (int l : levels)
-      if (l < 0 || std::size_t(l) >= cfg_.num_levels)
-        throw ValueError("SmallUNet: noise level index " + std::to_string(l) + " outside [0, " +
-                         std::to_string(cfg_.num_levels) + ")");
+    detail::check_score_net_input("SmallUNet", x, levels, cfg_.channels, cfg_.image_size, cfg_.num_levels);
   }
+
 
   Config cfg_;
   std::unique_ptr<ParameterStore<T>> store_;
