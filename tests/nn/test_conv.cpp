@@ -214,7 +214,8 @@ TEMPLATE_TEST_CASE("Conv2d backward on a threaded batch matches direct loops", "
   const std::vector<Big> cases = {
       {{6, 8, 13, 11}, {8, 12, 3, 1, -1, 1, true}},  {{5, 16, 14, 14}, {16, 8, 3, 2, 1, 1, true}},
       {{4, 12, 14, 14}, {12, 12, 3, 1, -1, 4, false}}, {{7, 16, 9, 9}, {16, 24, 1, 1, 0, 1, true}},
-      {{3, 6, 10, 12}, {6, 5, 5, 2, 2, 1, true}}};
+      {{3, 6, 10, 12}, {6, 5, 5, 2, 2, 1, true}},
+      {{2, 8, 5, 37}, {8, 9, 3, 1, -1, 2, true}}};  // padded rows of 41: three vectors in pad/compact
   std::uint64_t seed = 0;
   for (const auto& c : cases) {
     nn::ParameterStore<T> store;

@@ -281,3 +281,41 @@ TEMPLATE_TEST_CASE("CIN++ fused with ELU equals the norm followed by the ELU lay
   for (std::size_t i = 0; i < s1.count(); ++i)
     CHECK(std::abs(double(s2.grads()[i]) - double(s1.grads()[i])) <= 100 * tol * (1 + std::abs(double(s1.grads()[i]))));
 }
+
+TEMPLATE_TEST_CASE("CIN++ backward_elu equals the ELU backward followed by the norm backward", "[norm][elu]", float,
+                   double) {
+  using T = TestType;
+  const std::size_t N = 3, C = 5, H = 6, W = 11, L = 4;  // P = 66: one 16-lane block plus a ragged tail
+  const std::vector<int> levels = {1, 3, 1};
+  nn::ParameterStore<T> s;
+  nn::CondInstanceNormPlusPlus<T> norm(s, "n", C, L, CounterRng(5));
+  nn::Elu<T> elu;
+  {
+    nn::ParameterStore<double> sd;  // perturbed parameters, copied into T
+    nn::CondInstanceNormPlusPlus<double> nd(sd, "n", C, L, CounterRng(5));
+    perturb_params(sd, 17);
+    for (std::size_t i = 0; i < s.count(); ++i) s.values()[i] = T(sd.values()[i]);
+  }
+  const Tensor4<T> x = xt::cast<T>(shifted_input(N, C, H, W, 93));
+  Tensor4<T> y;
+  norm.forward_elu(x, levels, y, elu);
+  const Tensor4<T> g = xt::cast<T>(shifted_input(N, C, H, W, 94));
+
+  Tensor4<T> g1 = g, dx1, dx2;
+  elu.backward(g1, g1);
+  norm.backward(g1, dx1);
+  const std::vector<T> grads1(s.grads().begin(), s.grads().end());
+  s.zero_grad();
+  Tensor4<T> g2 = g;
+  norm.backward_elu(g2, dx2, elu);
+  REQUIRE(shape_of(dx2) == shape_of(dx1));
+  // The same operations in the same order: equal up to rounding of fused multiply-adds.
+  const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
+  for (std::size_t i = 0; i < dx1.size(); ++i) {
+    CHECK(std::abs(double(dx2.data()[i]) - double(dx1.data()[i])) <= tol * (1 + std::abs(double(dx1.data()[i]))));
+    CHECK(g2.data()[i] == g.data()[i]);  // dy is not written
+  }
+  for (std::size_t i = 0; i < s.count(); ++i)
+    CHECK(std::abs(double(s.grads()[i]) - double(grads1[i])) <= tol * (1 + std::abs(double(grads1[i]))));
+  CHECK_THROWS_AS(norm.backward_elu(g2, g2, elu), Error);
+}

@@ -10,6 +10,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace scoreood::cpu {
 
@@ -148,10 +153,51 @@ void col2im_add(const ConvGeometry& g, T* col, T* x) {
 /// Copies C planes of H x W into planes of (H + top + bottom) x (W + left + right)
 /// with zero borders (`right` zero columns also pad the left of the next row, so
 /// left = 0 is fine when right covers both); `slack` zeros follow the last plane.
+#if defined(__AVX512F__)
+namespace detail {
+/// Lanes [lo, hi) of a 16-lane mask (empty when hi <= lo).
+inline __mmask16 lane_range(std::ptrdiff_t lo, std::ptrdiff_t hi) {
+  lo = std::clamp<std::ptrdiff_t>(lo, 0, 16);
+  hi = std::clamp<std::ptrdiff_t>(hi, 0, 16);
+  if (hi <= lo) return 0;
+  return __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+}  // namespace detail
+#endif
+
 template <class T>
 void pad_planes(const T* x, std::size_t C, std::size_t H, std::size_t W, std::size_t top, std::size_t bottom,
                 std::size_t left, std::size_t right, std::size_t slack, T* out) {
-  const std::size_t Wp = W + left + right, plane = (H + top + bottom) * Wp;
+  const std::size_t Wp = W + left + right, Hp = H + top + bottom, plane = Hp * Wp;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    // Rows are 7..32 values here: a memcpy call per row costs more than the copy.
+    // Every padded row is written whole with masked vectors (zeros outside the data).
+    const __m512 zero = _mm512_setzero_ps();
+    for (std::size_t c = 0; c < C; ++c) {
+      const float* src = x + c * H * W;
+      float* dst = out + c * plane;
+      for (std::size_t r = 0; r < Hp; ++r) {
+        float* drow = dst + r * Wp;
+        const bool data = r >= top && r < top + H;
+        const float* srow = data ? src + (r - top) * W : nullptr;
+        for (std::size_t j = 0; j < Wp; j += 16) {
+          const __mmask16 st = detail::lane_range(0, std::ptrdiff_t(Wp - j));
+          __m512 v = zero;
+          if (data) {
+            // lane l holds column j + l - left of the source row
+            const std::ptrdiff_t s0 = std::ptrdiff_t(j) - std::ptrdiff_t(left);
+            const __mmask16 ld = detail::lane_range(-s0, std::ptrdiff_t(W) - s0);
+            if (ld) v = _mm512_maskz_loadu_ps(ld, srow + s0);
+          }
+          _mm512_mask_storeu_ps(drow + j, st, v);
+        }
+      }
+    }
+    std::fill(out + C * plane, out + C * plane + slack, T(0));
+    return;
+  }
+#endif
   for (std::size_t c = 0; c < C; ++c) {
     const T* src = x + c * H * W;
     T* dst = out + c * plane;
@@ -166,12 +212,33 @@ void pad_planes(const T* x, std::size_t C, std::size_t H, std::size_t W, std::si
   std::fill(out + C * plane, out + C * plane + slack, T(0));
 }
 
-/// out[c][y][x] = in[c][y * ld + x] for x < W: drops the extra columns of a
-/// result computed on a wider grid (rows of ld >= W).
+/// out[c][y][x] = in[c][y * ld + x] (+ add[c][y][x] when `add` is given) for
+/// x < W: drops the extra columns of a result computed on a wider grid (rows
+/// of ld >= W); the optional add is a residual summed while the rows are in cache.
 template <class T>
-void compact_rows(const T* in, std::size_t C, std::size_t H, std::size_t W, std::size_t ld, T* out) {
-  for (std::size_t c = 0; c < C; ++c)
-    for (std::size_t y = 0; y < H; ++y) std::memcpy(out + (c * H + y) * W, in + (c * H + y) * ld, W * sizeof(T));
+void compact_rows(const T* in, std::size_t C, std::size_t H, std::size_t W, std::size_t ld, T* out,
+                  const T* add = nullptr) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (std::size_t r = 0; r < C * H; ++r) {
+      const float* s = in + r * ld;
+      float* d = out + r * W;
+      const float* a = add ? add + r * W : nullptr;
+      for (std::size_t j = 0; j < W; j += 16) {
+        const __mmask16 m = detail::lane_range(0, std::ptrdiff_t(W - j));
+        __m512 v = _mm512_maskz_loadu_ps(m, s + j);
+        if (a) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, a + j));
+        _mm512_mask_storeu_ps(d + j, m, v);
+      }
+    }
+    return;
+  }
+#endif
+  for (std::size_t r = 0; r < C * H; ++r) {
+    std::memcpy(out + r * W, in + r * ld, W * sizeof(T));
+    if (add)
+      for (std::size_t j = 0; j < W; ++j) out[r * W + j] += add[r * W + j];
+  }
 }
 
 }  // namespace scoreood::cpu

@@ -72,12 +72,11 @@ class CondResBlock {
 
   /// dx = dL/dx; parameter gradients accumulate.
   void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+    // The ELU backwards run inside the norms' backward passes (one memory pass less each).
     conv2_.backward(dy, g1_);
-    elu2_.backward(g1_, g1_);
-    norm2_.backward(g1_, g2_);
+    norm2_.backward_elu(g1_, g2_, elu2_);
     conv1_.backward(g2_, g3_);  // g1_, g2_: the middle shape; g3_: the input shape (no reallocation)
-    elu1_.backward(g3_, g3_);
-    norm1_.backward(g3_, dx);
+    norm1_.backward_elu(g3_, dx, elu1_);
     if (skip_) {
       skip_->backward(dy, g3_);
       cpu::add_inplace(dx, g3_);

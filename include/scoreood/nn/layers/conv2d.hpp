@@ -178,8 +178,8 @@ class Conv2d {
           if (b)
             for (std::size_t m = 0; m < M; ++m) std::fill(yw + m * Nw, yw + (m + 1) * Nw, b[m]);
           cpu::gemm_packed_offsets<T>(pa, M, K, xp, off, Nw, yw, Nw, b != nullptr);
-          cpu::compact_rows(yw, M, g.out_h, g.out_w, Ws, yd + n * M * P);
-          if (rd) cpu::kernels::add_to(yd + n * M * P, rd + n * M * P, M * P);  // still in cache
+          // The residual is added while the rows are in cache.
+          cpu::compact_rows(yw, M, g.out_h, g.out_w, Ws, yd + n * M * P, rd ? rd + n * M * P : nullptr);
         }
       });
       return;

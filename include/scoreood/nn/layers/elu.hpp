@@ -78,15 +78,21 @@ class Elu {
     shape_ = shape_of(y);
   }
 
-  /// dx = dy * elu'(x), from the cached output. dx may be dy itself.
-  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+  /// The cached output, checked as backward() checks it, for a layer that
+  /// applies this ELU's backward itself (a fused ELU -> norm backward).
+  const T* output_for_backward(const Shape4& dy_shape) const {
     if (!y_) throw Error("Elu: backward() called without a training forward()");
     if (y_->data() != y_data_ || shape_of(*y_) != shape_)
       throw Error("Elu: the forward output was resized or freed before backward()");
-    if (shape_of(dy) != shape_)
-      throw ShapeError("Elu: output gradient " + to_string(shape_of(dy)) + ", expected " + to_string(shape_));
+    if (dy_shape != shape_)
+      throw ShapeError("Elu: output gradient " + to_string(dy_shape) + ", expected " + to_string(shape_));
+    return y_data_;
+  }
+
+  /// dx = dy * elu'(x), from the cached output. dx may be dy itself.
+  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+    const T* yd = output_for_backward(shape_of(dy));
     if (&dx != &dy) cpu::detail::resize_like(dx, shape_);
-    const T* yd = y_data_;
     const T* g = dy.data();
     T* d = dx.data();
     const T a = alpha_;

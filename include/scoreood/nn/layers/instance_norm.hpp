@@ -112,6 +112,38 @@ void plane_dot_sums(const T* dy, const T* h, std::size_t P, double& s, double& t
   }
 }
 
+/// The ELU backward fused with plane_dot_sums: g = dy * elu'(from its output y)
+/// is written to `g` (the same expression as Elu::backward) and summed as there.
+template <class T>
+void plane_elu_dot_sums(const T* dy, const T* y, T alpha, const T* h, T* g, std::size_t P, double& s, double& t) {
+  s = 0;
+  t = 0;
+  for (std::size_t b = 0; b < P; b += kBlock) {
+    const std::size_t e = std::min(P, b + kBlock);
+    T a1[kLanes] = {}, a2[kLanes] = {};
+    std::size_t p = b;
+    for (; p + kLanes <= e; p += kLanes)
+      for (std::size_t j = 0; j < kLanes; ++j) {
+        const T yv = y[p + j];
+        const T gv = dy[p + j] * (yv > T(0) ? T(1) : yv + alpha);
+        g[p + j] = gv;
+        a1[j] += gv;
+        a2[j] += gv * h[p + j];
+      }
+    for (; p < e; ++p) {
+      const T yv = y[p];
+      const T gv = dy[p] * (yv > T(0) ? T(1) : yv + alpha);
+      g[p] = gv;
+      a1[0] += gv;
+      a2[0] += gv * h[p];
+    }
+    for (std::size_t j = 0; j < kLanes; ++j) {
+      s += double(a1[j]);
+      t += double(a2[j]);
+    }
+  }
+}
+
 /// Forward of IN++ for all samples; `rows(n)` gives sample n's parameters.
 /// With a cache, also keeps what backward needs; without one it is read-only.
 /// With an `elu` the output is elu(norm(x)), applied per
@@ -185,17 +217,22 @@ void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPl
 
 /// Backward of IN++: writes dx, and per (n, c) the sums the parameter
 /// gradients need: sum_dy = sum(dy), sum_dy_xhat = sum(dy * xhat).
+/// With `elu_y` (the output of an ELU that followed this norm) `dy` is the
+/// gradient of the ELU's output and the ELU backward is applied on the fly
+/// (one memory pass less; dx holds dy * elu' in between, dy is not written).
 template <class T, class RowsFn>
 void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsFn rows,
-                      std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat) {
+                      std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat, const T* elu_y = nullptr,
+                      T elu_alpha = T(1)) {
   const auto& xh = cache.xhat;
   const std::size_t N = xh.shape()[0], C = xh.shape()[1], P = xh.shape()[2] * xh.shape()[3];
   if (dx.shape() != xh.shape()) dx.resize(xh.shape());
   sum_dy.assign(N * C, 0.0);
   sum_dy_xhat.assign(N * C, 0.0);
-  const T* g_in = dy.data();
   const T* h = xh.data();
   T* out = dx.data();
+  // With the ELU fused, the second pass reads dy * elu' back from dx (in place, per element).
+  const T* g_in = elu_y ? out : dy.data();
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t ni = 0; ni < std::ptrdiff_t(N); ++ni) {
     const std::size_t n = std::size_t(ni);
@@ -204,7 +241,8 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
     double* Tx = sum_dy_xhat.data() + n * C;
     for (std::size_t c = 0; c < C; ++c) {
       const std::size_t off = (n * C + c) * P;
-      plane_dot_sums(g_in + off, h + off, P, S[c], Tx[c]);
+      if (elu_y) plane_elu_dot_sums(dy.data() + off, elu_y + off, elu_alpha, h + off, out + off, P, S[c], Tx[c]);
+      else plane_dot_sums(g_in + off, h + off, P, S[c], Tx[c]);
     }
     // Through the channel-mean term: z_c = d_c * q with d = mu - mean(mu) and
     // q = (var_unbiased(mu) + eps)^(-1/2); dL/dz_c = gamma_c * alpha_c * S_c.
@@ -296,13 +334,29 @@ class CondInstanceNormPlusPlus {
     detail::norm_pp_forward<T>(x, y, rows_fn(levels), nullptr, &elu);
   }
 
-  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) { backward_impl(dy, dx, nullptr, T(1)); }
+
+  /// elu.backward(dy, dy) then backward(dy, dx) for the ELU that forward_elu()
+  /// fused, in one memory pass less; dy (the gradient of the ELU's output) is
+  /// left unchanged. dx must be a separate tensor.
+  void backward_elu(const Tensor4<T>& dy, Tensor4<T>& dx, const Elu<T>& elu) {
+    if (&dx == &dy) throw Error(name_ + ": backward_elu needs dx distinct from dy");
+    backward_impl(dy, dx, elu.output_for_backward(shape_of(dy)), elu.alpha());
+  }
+
+  std::size_t channels() const { return C_; }
+  std::size_t num_levels() const { return L_; }
+  const std::string& name() const { return name_; }
+  ParamRef<T> embed() const { return embed_; }
+
+ private:
+  void backward_impl(const Tensor4<T>& dy, Tensor4<T>& dx, const T* elu_y, T elu_alpha) {
     if (!cache_.valid()) throw Error(name_ + ": backward called before forward");
     if (shape_of(dy) != cache_.shape())
       throw ShapeError(name_ + ": gradient shape " + to_string(shape_of(dy)) + " differs from the forward output " +
                        to_string(cache_.shape()));
     std::vector<double> S, Tx;
-    detail::norm_pp_backward(cache_, dy, dx, rows_fn(levels_), S, Tx);
+    detail::norm_pp_backward(cache_, dy, dx, rows_fn(levels_), S, Tx, elu_y, elu_alpha);
     const std::size_t row = (bias_ ? 3 : 2) * C_;
     T* ge = embed_.grad();
     const T* e = embed_.value();
@@ -317,12 +371,6 @@ class CondInstanceNormPlusPlus {
     }
   }
 
-  std::size_t channels() const { return C_; }
-  std::size_t num_levels() const { return L_; }
-  const std::string& name() const { return name_; }
-  ParamRef<T> embed() const { return embed_; }
-
- private:
   void check(const Tensor4<T>& x, std::span<const int> levels) const {
     detail::check_norm_input(name_, C_, shape_of(x));
     if (levels.size() != x.shape()[0])

@@ -123,8 +123,7 @@ class SmallUNet<backend::cpu, T> {
     auto& L = *l_;
     // Gradient buffers by shape (C@28: 0, 1; 2C@14: 2, 3; C@14: 4; 2C@7: 5, 6) so none is reallocated.
     L.conv_out.backward(d_score, g_[0]);
-    L.elu_out.backward(g_[0], g_[0]);
-    L.norm_out.backward(g_[0], g_[1]);
+    L.norm_out.backward_elu(g_[0], g_[1], L.elu_out);  // elu_out's backward fused in
     L.rb6.backward(g_[1], g_[0]);        // g0: d u28 = d(up28 out) = d h28 (skip)
     L.up28.backward(g_[0], g_[4]);       // g4: d h14b
     L.rb5.backward(g_[4], g_[2]);        // g2: d u14
