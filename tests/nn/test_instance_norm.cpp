@@ -319,3 +319,36 @@ TEMPLATE_TEST_CASE("CIN++ backward_elu equals the ELU backward followed by the n
     CHECK(std::abs(double(s.grads()[i]) - double(grads1[i])) <= tol * (1 + std::abs(double(grads1[i]))));
   CHECK_THROWS_AS(norm.backward_elu(g2, g2, elu), Error);
 }
+
+TEMPLATE_TEST_CASE("CIN++ keeping its input by reference gives the same outputs and gradients", "[norm][elu]", float,
+                   double) {
+  using T = TestType;
+  const std::size_t N = 4, C = 6, H = 5, W = 9, L = 3;
+  const std::vector<int> levels = {2, 0, 2, 1};
+  nn::ParameterStore<T> s;
+  nn::CondInstanceNormPlusPlus<T> norm(s, "n", C, L, CounterRng(6));
+  {
+    nn::ParameterStore<double> sd;
+    nn::CondInstanceNormPlusPlus<double> nd(sd, "n", C, L, CounterRng(6));
+    perturb_params(sd, 19);
+    for (std::size_t i = 0; i < s.count(); ++i) s.values()[i] = T(sd.values()[i]);
+  }
+  nn::Elu<T> elu;
+  Tensor4<T> x = xt::cast<T>(shifted_input(N, C, H, W, 95));
+  const Tensor4<T> g = xt::cast<T>(shifted_input(N, C, H, W, 96));
+  Tensor4<T> y1, y2, dx1, dx2;
+  norm.forward_elu(x, levels, y1, elu);  // a normalised copy
+  norm.backward_elu(g, dx1, elu);
+  const std::vector<T> grads1(s.grads().begin(), s.grads().end());
+  s.zero_grad();
+  norm.forward_elu(x, levels, y2, elu, true);  // x by reference, xhat recomputed in backward
+  norm.backward_elu(g, dx2, elu);
+  // xhat is recomputed with the same T operations: identical values.
+  for (std::size_t i = 0; i < y1.size(); ++i) CHECK(y2.data()[i] == y1.data()[i]);
+  for (std::size_t i = 0; i < dx1.size(); ++i) CHECK(dx2.data()[i] == dx1.data()[i]);
+  for (std::size_t i = 0; i < s.count(); ++i) CHECK(s.grads()[i] == grads1[i]);
+  // A resized input is reported, not read.
+  norm.forward_elu(x, levels, y2, elu, true);
+  x.resize({N, C, H + 1, W});
+  CHECK_THROWS_WITH(norm.backward_elu(g, dx2, elu), Catch::Contains("resized or freed"));
+}

@@ -37,12 +37,14 @@ class CondResBlock {
     return conv1_.macs(in) + conv2_.macs(mid) + (skip_ ? skip_->macs(in) : 0);
   }
 
-  /// Training forward: keeps every intermediate for backward(). `x` must stay alive until then.
+  /// Training forward: keeps every intermediate for backward(). `x` must stay alive and unchanged until then.
   void forward(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) {
     // CIN++ -> ELU fused (one memory pass); ELU keeps its output, the conv keeps its input: the same tensor.
-    norm1_.forward_elu(x, levels, a_, elu1_);
+    // The norms keep their inputs by reference (no normalised copies): x is
+    // kept alive by the contract above, b_ is this block's own.
+    norm1_.forward_elu(x, levels, a_, elu1_, true);
     conv1_.forward(a_, b_);
-    norm2_.forward_elu(b_, levels, c_, elu2_);
+    norm2_.forward_elu(b_, levels, c_, elu2_, true);
     // The skip is added by conv2 while its output is in cache.
     if (skip_) {
       skip_->forward(x, s_);

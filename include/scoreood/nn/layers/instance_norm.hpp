@@ -37,13 +37,24 @@ namespace scoreood::nn {
 
 namespace detail {
 
-/// What forward keeps for backward: the normalised input and per-sample statistics.
+/// What forward keeps for backward: the normalised input (or, in reference
+/// mode, a pointer to the input and the T-precision mean and 1/std that
+/// recompute it exactly) and per-sample statistics.
 template <class T>
 struct NormPlusPlusCache {
-  Tensor4<T> xhat;                       ///< (x - mu) / sqrt(var + eps), shape of x
+  Tensor4<T> xhat;                       ///< (x - mu) / sqrt(var + eps), shape of x (empty in reference mode)
   std::vector<double> z, inv_std, d, q;  ///< z_c, 1/sqrt(var_c + eps), mu_c - mean(mu) per (n, c); q per n
-  bool valid() const { return xhat.size() > 0; }
-  Shape4 shape() const { return shape_of(xhat); }
+  const Tensor4<T>* x = nullptr;         ///< reference mode: the forward input (kept alive by the caller)
+  const T* x_data = nullptr;
+  Shape4 x_shape{};
+  std::vector<T> mean_t, rstd_t;  ///< reference mode: xhat = (x - mean_t) * rstd_t, as forward computed it
+  bool valid() const { return x ? true : xhat.size() > 0; }
+  Shape4 shape() const { return x ? x_shape : shape_of(xhat); }
+  /// Reference mode: the input must be the same tensor, unresized, at backward time.
+  void check_input(const std::string& name) const {
+    if (x && (x->data() != x_data || shape_of(*x) != x_shape))
+      throw Error(name + ": the forward input was resized or freed before backward()");
+  }
 };
 
 /// Per-sample (gamma, alpha, beta) pointers; beta is null when the layer has no bias.
@@ -148,13 +159,30 @@ void plane_elu_dot_sums(const T* dy, const T* y, T alpha, const T* h, T* g, std:
 /// With a cache, also keeps what backward needs; without one it is read-only.
 /// With an `elu` the output is elu(norm(x)), applied per
 /// plane while it is in cache (a fused CIN++ -> ELU: one memory pass less).
+/// With `by_reference` (and a cache) the cache keeps a pointer to x instead
+/// of a normalised copy (one tensor write less); x must then stay alive and
+/// unchanged until backward.
 template <class T, class RowsFn>
 void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPlusCache<T>* cache,
-                     const Elu<T>* elu = nullptr) {
+                     const Elu<T>* elu = nullptr, bool by_reference = false) {
   const std::size_t N = x.shape()[0], C = x.shape()[1], P = x.shape()[2] * x.shape()[3];
   if (y.shape() != x.shape()) y.resize(x.shape());
-  if (cache) {
+  T* mean_t = nullptr;
+  T* rstd_t = nullptr;
+  if (cache && by_reference) {
+    cache->xhat = Tensor4<T>();
+    cache->x = &x;
+    cache->x_data = x.data();
+    cache->x_shape = shape_of(x);
+    cache->mean_t.resize(N * C);
+    cache->rstd_t.resize(N * C);
+    mean_t = cache->mean_t.data();
+    rstd_t = cache->rstd_t.data();
+  } else if (cache) {
+    cache->x = nullptr;
     if (cache->xhat.shape() != x.shape()) cache->xhat.resize(x.shape());
+  }
+  if (cache) {
     cache->z.assign(N * C, 0.0);
     cache->inv_std.assign(N * C, 0.0);
     cache->d.assign(N * C, 0.0);
@@ -163,7 +191,7 @@ void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPl
   std::vector<double> mu_all(N * C), rstd_all(N * C);
   const T* xp = x.data();
   T* yp = y.data();
-  T* hp = cache ? cache->xhat.data() : nullptr;
+  T* hp = cache && !by_reference ? cache->xhat.data() : nullptr;
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t ni = 0; ni < std::ptrdiff_t(N); ++ni) {
     const std::size_t n = std::size_t(ni);
@@ -208,6 +236,13 @@ void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPl
         cache->d[n * C + c] = mu[c] - M;
       } else {
         for (std::size_t p = 0; p < P; ++p) dst[p] = g * ((src[p] - mc) * a) + shift;
+        if (cache) {
+          mean_t[n * C + c] = mc;
+          rstd_t[n * C + c] = a;
+          cache->z[n * C + c] = z;
+          cache->inv_std[n * C + c] = rstd[c];
+          cache->d[n * C + c] = mu[c] - M;
+        }
       }
       if (elu) Elu<T>::apply(dst, dst, P, elu->alpha());
     }
@@ -224,12 +259,12 @@ template <class T, class RowsFn>
 void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsFn rows,
                       std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat, const T* elu_y = nullptr,
                       T elu_alpha = T(1)) {
-  const auto& xh = cache.xhat;
-  const std::size_t N = xh.shape()[0], C = xh.shape()[1], P = xh.shape()[2] * xh.shape()[3];
-  if (dx.shape() != xh.shape()) dx.resize(xh.shape());
+  const Shape4 sh = cache.shape();
+  const std::size_t N = sh[0], C = sh[1], P = sh[2] * sh[3];
+  if (shape_of(dx) != sh) dx.resize(sh);
   sum_dy.assign(N * C, 0.0);
   sum_dy_xhat.assign(N * C, 0.0);
-  const T* h = xh.data();
+  const T* h_all = cache.x ? nullptr : cache.xhat.data();
   T* out = dx.data();
   // With the ELU fused, the second pass reads dy * elu' back from dx (in place, per element).
   const T* g_in = elu_y ? out : dy.data();
@@ -237,12 +272,28 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
   for (std::ptrdiff_t ni = 0; ni < std::ptrdiff_t(N); ++ni) {
     const std::size_t n = std::size_t(ni);
     const NormRows<T> r = rows(n);
+    // Reference mode: this sample's xhat, recomputed exactly as forward did, into
+    // a per-thread buffer that stays in L2 for both passes. hn: this sample's planes.
+    const T* hn = h_all ? h_all + n * C * P : nullptr;
+    if (!h_all) {
+      thread_local std::vector<T> buf;
+      buf.resize(C * P);
+      const T* xs = cache.x_data + n * C * P;
+      for (std::size_t c = 0; c < C; ++c) {
+        const T mc = cache.mean_t[n * C + c], a = cache.rstd_t[n * C + c];
+        const T* src = xs + c * P;
+        T* dst = buf.data() + c * P;
+        for (std::size_t p = 0; p < P; ++p) dst[p] = (src[p] - mc) * a;
+      }
+      hn = buf.data();
+    }
     double* S = sum_dy.data() + n * C;
     double* Tx = sum_dy_xhat.data() + n * C;
     for (std::size_t c = 0; c < C; ++c) {
       const std::size_t off = (n * C + c) * P;
-      if (elu_y) plane_elu_dot_sums(dy.data() + off, elu_y + off, elu_alpha, h + off, out + off, P, S[c], Tx[c]);
-      else plane_dot_sums(g_in + off, h + off, P, S[c], Tx[c]);
+      if (elu_y) plane_elu_dot_sums(dy.data() + off, elu_y + off, elu_alpha, hn + c * P, out + off, P, S[c],
+                                    Tx[c]);
+      else plane_dot_sums(g_in + off, hn + c * P, P, S[c], Tx[c]);
     }
     // Through the channel-mean term: z_c = d_c * q with d = mu - mean(mu) and
     // q = (var_unbiased(mu) + eps)^(-1/2); dL/dz_c = gamma_c * alpha_c * S_c.
@@ -267,7 +318,7 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
       const T a = T(gam * rs);
       const T b = T(-gam * rs * mean_dy + (dd[c] - dd_mean) / double(P));
       const T cc = T(-gam * rs * mean_dyh);
-      for (std::size_t p = 0; p < P; ++p) out[off + p] = a * g_in[off + p] + cc * h[off + p] + b;
+      for (std::size_t p = 0; p < P; ++p) out[off + p] = a * g_in[off + p] + cc * hn[c * P + p] + b;
     }
   }
 }
@@ -321,10 +372,15 @@ class CondInstanceNormPlusPlus {
 
   /// forward() then elu.forward(y, y) in one pass over memory: same values,
   /// same backward (elu.backward, then this layer's backward).
-  void forward_elu(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y, Elu<T>& elu) {
+  /// With `keep_input_reference` the layer keeps a pointer to x instead of a
+  /// normalised copy (one tensor write less per forward, the same backward
+  /// results): x must then stay alive and unchanged until backward(), as a
+  /// Conv2d's input (a resized or reallocated x is detected and reported).
+  void forward_elu(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y, Elu<T>& elu,
+                   bool keep_input_reference = false) {
     check(x, levels);
     levels_.assign(levels.begin(), levels.end());
-    detail::norm_pp_forward(x, y, rows_fn(levels_), &cache_, &elu);
+    detail::norm_pp_forward(x, y, rows_fn(levels_), &cache_, &elu, keep_input_reference);
     elu.attach_output(y);
   }
 
@@ -352,6 +408,7 @@ class CondInstanceNormPlusPlus {
  private:
   void backward_impl(const Tensor4<T>& dy, Tensor4<T>& dx, const T* elu_y, T elu_alpha) {
     if (!cache_.valid()) throw Error(name_ + ": backward called before forward");
+    cache_.check_input(name_);
     if (shape_of(dy) != cache_.shape())
       throw ShapeError(name_ + ": gradient shape " + to_string(shape_of(dy)) + " differs from the forward output " +
                        to_string(cache_.shape()));
@@ -435,6 +492,7 @@ class InstanceNormPlusPlus {
 
   void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
     if (!cache_.valid()) throw Error(name_ + ": backward called before forward");
+    cache_.check_input(name_);
     if (shape_of(dy) != cache_.shape())
       throw ShapeError(name_ + ": gradient shape " + to_string(shape_of(dy)) + " differs from the forward output " +
                        to_string(cache_.shape()));

@@ -92,7 +92,7 @@ class SmallUNet<backend::cpu, T> {
     L.up28.forward(h14b_, u28_);
     cpu::add_inplace(u28_, h28_);
     L.rb6.forward(u28_, levels, h28b_);
-    L.norm_out.forward_elu(h28b_, levels, n_, L.elu_out);
+    L.norm_out.forward_elu(h28b_, levels, n_, L.elu_out, true);  // h28b_ is kept until backward
     L.conv_out.forward(n_, out_);
     return out_;
   }
