@@ -357,8 +357,13 @@ class Conv2d {
       }
       if (dir) {
         T* xps = cpu::scratch<T>(cpu::Scratch::col, G * fd.padded_size);
-        T* dys = cpu::scratch<T>(cpu::Scratch::dcol, G * M * L);
-        T* dyq = dx ? cpu::scratch<T>(cpu::Scratch::temp, dd.padded_size) : nullptr;
+        // With "same" padding (q == p) the backward-data copy of dY, padded by q on the
+        // forward's padded width, is also the backward-filter's A: its rows read from
+        // (q, q) on are dY with zero junk columns. One copy of dY per image then, kept per group.
+        const bool shared = dx && dd.Wp == fd.Wp && dd.Hp == g.out_h + 2 * pad_;
+        const std::size_t a_stride = shared ? dd.padded_size : M * L;
+        T* dys = cpu::scratch<T>(cpu::Scratch::dcol, G * a_stride);
+        T* dyq = dx && !shared ? cpu::scratch<T>(cpu::Scratch::temp, dd.padded_size) : nullptr;
         T* dxw = dx ? cpu::scratch<T>(cpu::Scratch::wide, g.channels * g.height * dd.Wp) : nullptr;
         const T* as[cpu::kNtMaxGroup];
         const T* bs[cpu::kNtMaxGroup];
@@ -368,25 +373,30 @@ class Conv2d {
             const std::size_t n = nb + j;
             const T* dyn = dyd + n * M * P;
             T* xp = xps + j * fd.padded_size;
-            T* dyw = dys + j * M * L;
+            T* dyw = dys + j * a_stride;
             cpu::pad_planes(xd + n * g.image_size(), g.channels, g.height, g.width, pad_, fd.Hp - g.height - pad_,
                             pad_, fd.Wp - g.width - pad_, fd.slack, xp);
-            cpu::pad_planes(dyn, M, g.out_h, g.out_w, 0, 0, 0, fd.Wp - g.out_w, 0, dyw);  // zero junk columns
-            as[j] = dyw;
+            if (shared) {
+              as[j] = dyw + pad_ * dd.Wp + pad_;
+            } else {
+              cpu::pad_planes(dyn, M, g.out_h, g.out_w, 0, 0, 0, fd.Wp - g.out_w, 0, dyw);  // zero junk columns
+              as[j] = dyw;
+            }
             bs[j] = xp;
             if (acc_b)
               for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyn + m * P, P);
             if (dx) {
               // backward-data: dx = conv(dY padded by q, flipped W^T), on the padded width, compacted.
               const std::size_t q = (g.kernel - 1) * g.dilation - pad_;
-              cpu::pad_planes(dyn, M, g.out_h, g.out_w, q, q, q, q, dd.slack, dyq);
+              T* dq = shared ? dyw : dyq;
+              cpu::pad_planes(dyn, M, g.out_h, g.out_w, q, q, q, q, dd.slack, dq);
               const std::size_t Nw = g.height * dd.Wp;
-              cpu::gemm_packed_offsets<T>(pa, g.channels, K / g.channels * M, dyq, offd, Nw, dxw, Nw, false);
+              cpu::gemm_packed_offsets<T>(pa, g.channels, K / g.channels * M, dq, offd, Nw, dxw, Nw, false);
               cpu::compact_rows(dxw, g.channels, g.height, g.width, dd.Wp, dxd + n * g.image_size());
             }
           }
           // backward-filter: dW[M, (c, ky, kx)] += dY_n * shifted padded x_n, over the group.
-          cpu::gemm_nt_offsets<T>(M, K, L, gs, as, L, bs, off, acc_w, K);
+          cpu::gemm_nt_offsets<T>(M, K, L, gs, as, shared ? dd.plane : L, bs, off, acc_w, K);
         }
       } else {
         T* col = pw ? nullptr : cpu::scratch<T>(cpu::Scratch::col, K * P);
