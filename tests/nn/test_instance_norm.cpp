@@ -318,6 +318,17 @@ TEMPLATE_TEST_CASE("CIN++ backward_elu equals the ELU backward followed by the n
   for (std::size_t i = 0; i < s.count(); ++i)
     CHECK(std::abs(double(s.grads()[i]) - double(grads1[i])) <= tol * (1 + std::abs(double(grads1[i]))));
   CHECK_THROWS_AS(norm.backward_elu(g2, g2, elu), Error);
+  // A residual gradient is added in the same pass: dx = norm/ELU backward + residual.
+  const Tensor4<T> res = xt::cast<T>(shifted_input(N, C, H, W, 97));
+  Tensor4<T> dx3;
+  norm.backward_elu(g, dx3, elu, &res);
+  for (std::size_t i = 0; i < dx1.size(); ++i) {
+    const double want = double(dx1.data()[i]) + double(res.data()[i]);
+    CHECK(std::abs(double(dx3.data()[i]) - want) <= 4 * tol * (1 + std::abs(want)));
+  }
+  const Tensor4<T> wrong = xt::zeros<T>({N, C, H, W + 1});
+  CHECK_THROWS_AS(norm.backward_elu(g, dx3, elu, &wrong), ShapeError);
+  CHECK_THROWS_AS(norm.backward_elu(g, dx3, elu, &dx3), ShapeError);
 }
 
 TEMPLATE_TEST_CASE("CIN++ keeping its input by reference gives the same outputs and gradients", "[norm][elu]", float,

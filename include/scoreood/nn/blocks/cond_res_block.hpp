@@ -77,13 +77,13 @@ class CondResBlock {
     // The ELU backwards run inside the norms' backward passes (one memory pass less each).
     conv2_.backward(dy, g1_);
     norm2_.backward_elu(g1_, g2_, elu2_);
-    conv1_.backward(g2_, g3_);  // g1_, g2_: the middle shape; g3_: the input shape (no reallocation)
-    norm1_.backward_elu(g3_, dx, elu1_);
+    conv1_.backward(g2_, g3_);  // g1_, g2_: the middle shape; g3_, g4_: the input shape (no reallocation)
+    // The skip's gradient is added inside norm1's output pass (no separate add).
     if (skip_) {
-      skip_->backward(dy, g3_);
-      cpu::add_inplace(dx, g3_);
+      skip_->backward(dy, g4_);
+      norm1_.backward_elu(g3_, dx, elu1_, &g4_);
     } else {
-      cpu::add_inplace(dx, dy);
+      norm1_.backward_elu(g3_, dx, elu1_, &dy);
     }
   }
 
@@ -96,7 +96,7 @@ class CondResBlock {
   Conv2d<T> conv2_;
   std::optional<Conv2d<T>> skip_;
   Tensor4<T> a_, b_, c_, s_;                     // activations kept for backward
-  Tensor4<T> g1_, g2_, g3_;                      // gradient scratch
+  Tensor4<T> g1_, g2_, g3_, g4_;                 // gradient scratch
   mutable Tensor4<T> scratch_a_, scratch_b_, scratch_c_;  // inference scratch
 };
 

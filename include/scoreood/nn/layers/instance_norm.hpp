@@ -258,7 +258,7 @@ void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPl
 template <class T, class RowsFn>
 void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsFn rows,
                       std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat, const T* elu_y = nullptr,
-                      T elu_alpha = T(1)) {
+                      T elu_alpha = T(1), const T* residual = nullptr) {
   const Shape4 sh = cache.shape();
   const std::size_t N = sh[0], C = sh[1], P = sh[2] * sh[3];
   if (shape_of(dx) != sh) dx.resize(sh);
@@ -318,7 +318,13 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
       const T a = T(gam * rs);
       const T b = T(-gam * rs * mean_dy + (dd[c] - dd_mean) / double(P));
       const T cc = T(-gam * rs * mean_dyh);
-      for (std::size_t p = 0; p < P; ++p) out[off + p] = a * g_in[off + p] + cc * hn[c * P + p] + b;
+      if (residual) {
+        // A gradient arriving by another path (a residual block's skip), added while in cache.
+        const T* rs_in = residual + off;
+        for (std::size_t p = 0; p < P; ++p) out[off + p] = (a * g_in[off + p] + cc * hn[c * P + p] + b) + rs_in[p];
+      } else {
+        for (std::size_t p = 0; p < P; ++p) out[off + p] = a * g_in[off + p] + cc * hn[c * P + p] + b;
+      }
     }
   }
 }
@@ -394,10 +400,14 @@ class CondInstanceNormPlusPlus {
 
   /// elu.backward(dy, dy) then backward(dy, dx) for the ELU that forward_elu()
   /// fused, in one memory pass less; dy (the gradient of the ELU's output) is
-  /// left unchanged. dx must be a separate tensor.
-  void backward_elu(const Tensor4<T>& dy, Tensor4<T>& dx, const Elu<T>& elu) {
+  /// left unchanged. dx must be a separate tensor. With a `residual` (the
+  /// input's shape, not dx) dx += residual in the same pass (a skip's gradient).
+  void backward_elu(const Tensor4<T>& dy, Tensor4<T>& dx, const Elu<T>& elu, const Tensor4<T>* residual = nullptr) {
     if (&dx == &dy) throw Error(name_ + ": backward_elu needs dx distinct from dy");
-    backward_impl(dy, dx, elu.output_for_backward(shape_of(dy)), elu.alpha());
+    if (residual && (residual == &dx || shape_of(*residual) != cache_.shape()))
+      throw ShapeError(name_ + ": the residual gradient must be a separate tensor of the input's shape " +
+                       to_string(cache_.shape()));
+    backward_impl(dy, dx, elu.output_for_backward(shape_of(dy)), elu.alpha(), residual ? residual->data() : nullptr);
   }
 
   std::size_t channels() const { return C_; }
@@ -406,14 +416,14 @@ class CondInstanceNormPlusPlus {
   ParamRef<T> embed() const { return embed_; }
 
  private:
-  void backward_impl(const Tensor4<T>& dy, Tensor4<T>& dx, const T* elu_y, T elu_alpha) {
+  void backward_impl(const Tensor4<T>& dy, Tensor4<T>& dx, const T* elu_y, T elu_alpha, const T* residual = nullptr) {
     if (!cache_.valid()) throw Error(name_ + ": backward called before forward");
     cache_.check_input(name_);
     if (shape_of(dy) != cache_.shape())
       throw ShapeError(name_ + ": gradient shape " + to_string(shape_of(dy)) + " differs from the forward output " +
                        to_string(cache_.shape()));
     std::vector<double> S, Tx;
-    detail::norm_pp_backward(cache_, dy, dx, rows_fn(levels_), S, Tx, elu_y, elu_alpha);
+    detail::norm_pp_backward(cache_, dy, dx, rows_fn(levels_), S, Tx, elu_y, elu_alpha, residual);
     const std::size_t row = (bias_ ? 3 : 2) * C_;
     T* ge = embed_.grad();
     const T* e = embed_.value();
