@@ -279,7 +279,7 @@ int cmd_train(const std::vector<std::string>& argv) {
 // ------------------------------------------------------------ fit
 const char* kFitHelp =
     "usage: scoreood fit --model MODEL --data PATH --out DETECTOR [options]\n"
-    "  --features LIST     msma,rec,rot,elem (default: the model's)\n"
+    "  --features LIST     msma,rec,rot,elem, plus log for log space (default: the model's)\n"
     "  --density gmm|gaussian|knn   (default gmm)\n"
     "  --limit N           fit on the first N images (0 = all, default)\n"
     "  --draws K           noise draws per image for rec/rot/elem (default: the model's)\n"

@@ -197,6 +197,15 @@ inline Matrix<double> take_columns(const Matrix<double>& m, const std::vector<st
   return out;
 }
 
+/// The vectors of feature set `sub` (its columns, then its log modifier) from vectors computed with `full`.
+inline Matrix<double> select_features(const Matrix<double>& m, const score::FeatureSet& full,
+                                      const score::FeatureSet& sub, std::size_t L, std::size_t G) {
+  if (full.log) throw ValueError("select_features: the full vectors must be computed without log");
+  Matrix<double> out = take_columns(m, feature_columns(full, sub, L, G));
+  if (sub.log) score::log_features(out);
+  return out;
+}
+
 /// One image set: its name and images (test set first, then every OOD set).
 struct ImageSet {
   std::string name;
@@ -379,7 +388,7 @@ inline int run_experiment(int argc, char** argv, ExperimentSetup setup) {
       {"NCSN msma+rec", 0, score::FeatureSet::parse("msma,rec")},
       {"RotNCSN f_rot", 1, score::FeatureSet::parse("rot")},
       {"RotNCSN elem", 1, score::FeatureSet::parse("elem")},
-      {"RotNCSN msma+elem", 1, score::FeatureSet::parse("msma,elem")},
+      {"RotNCSN log(msma+elem)", 1, score::FeatureSet::parse("msma,elem,log")},
   };
   density::GmmOptions gopt;
   gopt.seed = a.seed;
@@ -393,11 +402,12 @@ inline int run_experiment(int argc, char** argv, ExperimentSetup setup) {
   for (std::size_t m = 0; m < methods.size(); ++m) {
     const Method& me = methods[m];
     const auto& full = me.model == 0 ? full_ncsn : full_rot;
-    const auto cols = feature_columns(full, me.features, L, G);
+    auto features_of = [&](const Matrix<double>& v) { return select_features(v, full, me.features, L, G); };
     density::Gmm gmm(gopt);
-    gmm.fit(take_columns(fit_vec[me.model], cols));
+    const Matrix<double> fit_features = features_of(fit_vec[me.model]);
+    gmm.fit(fit_features);
     auto neg_ll = [&](const Matrix<double>& v) {
-      const Vector<double> ll = gmm.log_likelihood(take_columns(v, cols));
+      const Vector<double> ll = gmm.log_likelihood(features_of(v));
       std::vector<double> s(ll.size());
       for (std::size_t i = 0; i < s.size(); ++i) s[i] = -ll(i);
       return s;
@@ -406,7 +416,7 @@ inline int run_experiment(int argc, char** argv, ExperimentSetup setup) {
     for (std::size_t k = 0; k < sets.size(); ++k) scores[m].push_back(neg_ll(vec[me.model][k]));
     for (std::size_t k = 1; k < sets.size(); ++k)
       rows[m].push_back({sets[k].name, metrics::evaluate(scores[m][0], scores[m][k])});
-    std::cout << "   " << me.name << ": " << cols.size() << " dims, GMM with " << gmm.chosen_components()
+    std::cout << "   " << me.name << ": " << fit_features.shape()[1] << " dims, GMM with " << gmm.chosen_components()
               << " components\n";
   }
 
@@ -414,11 +424,11 @@ inline int run_experiment(int argc, char** argv, ExperimentSetup setup) {
   if (a.load_ncsn.empty()) {
     ncsn.fit_density_on(fit_vec[0]);  // msma+rec, the MSMA-style combination
     ncsn.save(a.out / "ncsn.sood");
-    rot.set_features(score::FeatureSet::parse("msma,elem"));
-    rot.fit_density_on(take_columns(fit_vec[1], feature_columns(full_rot, rot.features(), L, G)));
+    rot.set_features(score::FeatureSet::parse("msma,elem,log"));
+    rot.fit_density_on(select_features(fit_vec[1], full_rot, rot.features(), L, G));
     rot.save(a.out / "rotncsn.sood");
     std::cout << "saved " << (a.out / "ncsn.sood").string() << " (msma,rec) and " << (a.out / "rotncsn.sood").string()
-              << " (msma,elem)\n";
+              << " (msma,elem,log)\n";
   }
 
   // ---- the paper's table: AUROC, one row per OOD set, one column per method

@@ -194,7 +194,9 @@ class ScoreOOD {
  private:
   static score::FeatureSet default_features() {
     if constexpr (std::is_same_v<Aug, augment::Identity>) return score::FeatureSet{.msma = true, .rec = true};
-    else return score::FeatureSet{.rot = true};
+    // The per-element vector with msma, in log space: the best measured on a validation
+    // split (examples/models/README.md); the paper's f_rot is FeatureSet{.rot = true}.
+    else return score::FeatureSet{.msma = true, .per_element = true, .log = true};
   }
   void check_vectors(const Matrix<double>& v) const {
     const std::size_t D = opt_.features->dims(sigmas_.size(), aug_.size());

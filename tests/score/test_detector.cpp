@@ -32,7 +32,7 @@ TEST_CASE("ScoreOOD trains, fits, scores, and survives a save/load round trip", 
   o.batch = 16;
   Det det(schedule::Geometric{1.0f, 0.05f, 4}, o);
   CHECK(det.net().config().num_levels == 4);
-  CHECK(det.features().str() == "rot");
+  CHECK(det.features().str() == "msma,elem,log");  // the default for a real group
 
   const Images in = stripes(48, 8, false, 1), test = stripes(24, 8, false, 2);
   Images out = xt::empty<float>({std::size_t(24), std::size_t(1), std::size_t(8), std::size_t(8)});
@@ -65,6 +65,15 @@ TEST_CASE("ScoreOOD trains, fits, scores, and survives a save/load round trip", 
     io::write_file_atomic(dir / "bad.sood", bytes);
     CHECK_THROWS_AS(back.load(dir / "bad.sood"), FormatError);
     CHECK(back.score(test) == s_in);
+  }
+  SECTION("log-space features survive the round trip") {
+    det.set_features(score::FeatureSet::parse("msma,elem,log"));
+    det.fit_density(in);
+    det.save(dir / "log.sood");
+    Det logged(schedule::Geometric{}, {});
+    logged.load(dir / "log.sood");
+    CHECK(logged.features().str() == "msma,elem,log");
+    CHECK(logged.score(test) == det.score(test));
   }
   SECTION("images of the wrong size") {
     const Images big = stripes(2, 12, false, 4);

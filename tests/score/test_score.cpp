@@ -199,6 +199,15 @@ TEST_CASE("normality vectors: shapes, definitions and batch independence", "[nor
   for (std::size_t p = 0; p < s.size(); ++p) acc += double(sig[1] * s.data()[p]) * double(sig[1] * s.data()[p]);
   CHECK(f(0, 1) == Approx(std::sqrt(acc)).epsilon(1e-6));
   CHECK_THROWS_AS(score::FeatureSet::parse("msma,bogus"), ValueError);
+  // The log modifier: the same vectors, entry by entry in log space, and it survives str()/parse().
+  score::NormalityOptions ol = o;
+  ol.features = score::FeatureSet::parse("msma,rec,rot,elem,log");
+  const auto fl = score::normality(net, rot, sig, x, ol);
+  REQUIRE(fl.shape() == f5.shape());
+  for (std::size_t k = 0; k < fl.size(); ++k) CHECK(fl.data()[k] == Approx(std::log(f5.data()[k])).margin(1e-12));
+  CHECK(score::FeatureSet::parse(ol.features.str()).log);
+  CHECK(ol.features.str() == "msma,rec,rot,elem,log");
+  CHECK_THROWS_AS(score::FeatureSet::parse("log"), ValueError);  // a modifier alone selects nothing
   Images wrong = xt::zeros<float>({std::size_t(2), std::size_t(1), std::size_t(10), std::size_t(10)});
   CHECK_THROWS_AS(score::normality(net, rot, sig, wrong, o), ShapeError);
 }

@@ -6,6 +6,11 @@
  *    rec_i  = E || s(x~, i) + (x~ - x)/sigma_i^2 ||,  x~ = x + sigma_i z  (Eq. 3)
  *    rot_i  = E sum_r || s(r(x~), i) + (x~ - x)/sigma_i^2 ||          (Eq. 5)
  *    elem_(i,r) = E || s(r(x~), i) + (x~ - x)/sigma_i^2 ||            (the L x |G| terms of Eq. 5)
+ *  With the `log` modifier every entry is replaced by its logarithm: the norms
+ *  are positive scale-like quantities with long right tails, and a GMM fits
+ *  their logarithms far better (measured on a validation split, see
+ *  examples/models/README.md); the Gaussian/GMM models then see ratios between
+ *  levels and group elements as differences.
  *  E is a mean over `draws` noise draws (the paper uses one). rec is the
  *  identity element's term, so it comes free with rot. The noise of image n
  *  is a counter-based function of (seed, n, level, draw): vectors do not
@@ -26,9 +31,11 @@
 
 namespace scoreood::score {
 
-/// Which normality vectors to concatenate, in this order: msma, rec, rot, per-element.
+/// Which normality vectors to concatenate, in this order: msma, rec, rot, per-element;
+/// `log` takes the logarithm of every entry.
 struct FeatureSet {
   bool msma = false, rec = false, rot = false, per_element = false;
+  bool log = false;  ///< a modifier, not a vector: log of every entry
 
   static FeatureSet parse(std::string_view list) {
     FeatureSet f;
@@ -40,11 +47,12 @@ struct FeatureSet {
       else if (tok == "rec") f.rec = true;
       else if (tok == "rot") f.rot = true;
       else if (tok == "elem" || tok == "per-element" || tok == "per_element") f.per_element = true;
+      else if (tok == "log") f.log = true;
       else if (!tok.empty())
-        throw ValueError("unknown feature '" + std::string(tok) + "' (valid: msma, rec, rot, elem)");
+        throw ValueError("unknown feature '" + std::string(tok) + "' (valid: msma, rec, rot, elem, and the modifier log)");
       pos = end + 1;
     }
-    if (!f.any()) throw ValueError("no feature selected (valid: msma, rec, rot, elem)");
+    if (!f.any()) throw ValueError("no feature selected in '" + std::string(list) + "' (valid: msma, rec, rot, elem)");
     return f;
   }
   std::string str() const {
@@ -54,6 +62,7 @@ struct FeatureSet {
     add(rec, "rec");
     add(rot, "rot");
     add(per_element, "elem");
+    add(log, "log");
     return s;
   }
   bool any() const { return msma || rec || rot || per_element; }
@@ -62,6 +71,12 @@ struct FeatureSet {
     return L * ((msma ? 1 : 0) + (rec ? 1 : 0) + (rot ? 1 : 0) + (per_element ? G : 0));
   }
 };
+
+/// Replaces every entry by its logarithm (the `log` modifier of FeatureSet),
+/// for vectors computed without it.
+inline void log_features(Matrix<double>& v) {
+  for (double& x : v) x = std::log(std::max(x, 1e-300));
+}
 
 struct NormalityOptions {
   FeatureSet features{.rot = true};
@@ -181,6 +196,7 @@ Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> 
       for (std::size_t i = 0; i < L; ++i)
         for (std::size_t g = 0; g < G; ++g) put(elem[(n * L + i) * G + g]);
   }
+  if (f.log) log_features(out);
   return out;
 }
 
