@@ -252,3 +252,25 @@ TEST_CASE("Element-wise helpers", "[cpu][elementwise]") {
   Tensor4<float> small = xt::zeros<float>({1, 2, 3, 3});
   CHECK_THROWS_WITH(cpu::add_inplace(a, small), Catch::Matchers::Contains("add_inplace"));
 }
+
+TEMPLATE_TEST_CASE("UpsampleNearest adds a residual in the same pass", "[layers][upsample]", float, double) {
+  using T = TestType;
+  nn::UpsampleNearest<T> up(10, 14);
+  Tensor4<T> x = xt::empty<T>({std::size_t(3), std::size_t(4), std::size_t(5), std::size_t(7)});
+  Tensor4<T> r = xt::empty<T>({std::size_t(3), std::size_t(4), std::size_t(10), std::size_t(14)});
+  const CounterRng rng(31, 0);
+  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = T(rng.normal(i));
+  for (std::size_t i = 0; i < r.size(); ++i) r.data()[i] = T(rng.normal(x.size() + i));
+  Tensor4<T> plain, fused, inferred;
+  up.infer(x, plain);
+  up.forward(x, fused, &r);
+  up.infer(x, inferred, &r);
+  REQUIRE(shape_of(fused) == shape_of(plain));
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    CHECK(fused.data()[i] == plain.data()[i] + r.data()[i]);
+    CHECK(inferred.data()[i] == fused.data()[i]);
+  }
+  Tensor4<T> wrong = xt::zeros<T>({std::size_t(3), std::size_t(4), std::size_t(10), std::size_t(13)});
+  CHECK_THROWS_AS(up.infer(x, inferred, &wrong), ShapeError);
+  CHECK_THROWS_AS(up.infer(x, inferred, &inferred), ShapeError);
+}

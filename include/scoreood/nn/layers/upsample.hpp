@@ -76,23 +76,37 @@ class UpsampleNearest {
   }
   std::size_t macs(Shape4) const { return 0; }
 
-  void forward(const Tensor4<T>& x, Tensor4<T>& y) {
-    infer(x, y);
+  /// With a `residual` (the output's shape, not y) y = up(x) + residual in the
+  /// same pass (a U-Net's skip add; its gradient is dy itself).
+  void forward(const Tensor4<T>& x, Tensor4<T>& y, const Tensor4<T>* residual = nullptr) {
+    infer(x, y, residual);
     in_shape_ = shape_of(x);
     have_ = true;
   }
 
-  void infer(const Tensor4<T>& x, Tensor4<T>& y) const {
+  void infer(const Tensor4<T>& x, Tensor4<T>& y, const Tensor4<T>* residual = nullptr) const {
     if (&x == &y) throw Error("UpsampleNearest: input and output must be different tensors");
     const Shape4 in = shape_of(x), out = output_shape(in);
+    if (residual && (residual == &y || shape_of(*residual) != out))
+      throw ShapeError("UpsampleNearest: the residual must be a separate tensor of the output's shape " +
+                       to_string(out));
     cpu::detail::resize_like(y, out);
     const auto ry = detail::nearest_indices(in[2], out_h_), rx = detail::nearest_indices(in[3], out_w_);
     const std::size_t H = in[2], W = in[3];
     const T* xd = x.data();
+    const T* rd = residual ? residual->data() : nullptr;
     T* yd = y.data();
     cpu::parallel_for(in[0] * in[1], [&](std::size_t p) {
       const T* xp = xd + p * H * W;
       T* yp = yd + p * out_h_ * out_w_;
+      if (rd) {
+        const T* rp = rd + p * out_h_ * out_w_;
+        for (std::size_t oy = 0; oy < out_h_; ++oy) {
+          const T* r = xp + ry[oy] * W;
+          for (std::size_t ox = 0; ox < out_w_; ++ox) yp[oy * out_w_ + ox] = r[rx[ox]] + rp[oy * out_w_ + ox];
+        }
+        return;
+      }
       for (std::size_t oy = 0; oy < out_h_; ++oy) {
         const T* r = xp + ry[oy] * W;
         for (std::size_t ox = 0; ox < out_w_; ++ox) yp[oy * out_w_ + ox] = r[rx[ox]];

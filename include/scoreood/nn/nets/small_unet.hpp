@@ -86,11 +86,9 @@ class SmallUNet<backend::cpu, T> {
     L.rb2.forward(h28_, levels, h14_);
     L.rb3.forward(h14_, levels, h7a_);
     L.rb4.forward(h7a_, levels, h7b_);
-    L.up14.forward(h7b_, u14_);
-    cpu::add_inplace(u14_, h14_);
+    L.up14.forward(h7b_, u14_, &h14_);  // + skip, in the same pass
     L.rb5.forward(u14_, levels, h14b_);
-    L.up28.forward(h14b_, u28_);
-    cpu::add_inplace(u28_, h28_);
+    L.up28.forward(h14b_, u28_, &h28_);
     L.rb6.forward(u28_, levels, h28b_);
     L.norm_out.forward_elu(h28b_, levels, n_, L.elu_out, true);  // h28b_ is kept until backward
     L.conv_out.forward(n_, out_);
@@ -108,11 +106,9 @@ class SmallUNet<backend::cpu, T> {
     L.rb2.infer(b[1], levels, b[2]);   // 2C@14: 14-px skip
     L.rb3.infer(b[2], levels, b[3]);   // 2C@7
     L.rb4.infer(b[3], levels, b[4]);   // 2C@7
-    L.up14.infer(b[4], b[5]);          // 2C@14
-    cpu::add_inplace(b[5], b[2]);
+    L.up14.infer(b[4], b[5], &b[2]);   // 2C@14, + 14-px skip
     L.rb5.infer(b[5], levels, b[6]);   // C@14
-    L.up28.infer(b[6], b[0]);          // C@28
-    cpu::add_inplace(b[0], b[1]);
+    L.up28.infer(b[6], b[0], &b[1]);   // C@28, + 28-px skip
     L.rb6.infer(b[0], levels, b[7]);   // C@28
     L.norm_out.infer_elu(b[7], levels, b[1], L.elu_out);
     L.conv_out.infer(b[1], out);
