@@ -31,7 +31,12 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace scoreood::nn {
 
@@ -80,6 +85,21 @@ void plane_sums(const T* x, std::size_t P, T k, double& s, double& s2) {
     const std::size_t e = std::min(P, b + kBlock);
     T a1[kLanes] = {}, a2[kLanes] = {};
     std::size_t p = b;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float> && kLanes == 16) {
+      // The same lanes in registers (GCC keeps the arrays on the stack, a store
+      // and reload per step); a2 as the multiply-add the compiler contracts to.
+      __m512 v1 = _mm512_setzero_ps(), v2 = _mm512_setzero_ps();
+      const __m512 kv = _mm512_set1_ps(k);
+      for (; p + kLanes <= e; p += kLanes) {
+        const __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + p), kv);
+        v1 = _mm512_add_ps(v1, v);
+        v2 = _mm512_fmadd_ps(v, v, v2);
+      }
+      _mm512_storeu_ps(a1, v1);
+      _mm512_storeu_ps(a2, v2);
+    }
+#endif
     for (; p + kLanes <= e; p += kLanes)
       for (std::size_t j = 0; j < kLanes; ++j) {
         const T v = x[p + j] - k;
@@ -107,6 +127,18 @@ void plane_dot_sums(const T* dy, const T* h, std::size_t P, double& s, double& t
     const std::size_t e = std::min(P, b + kBlock);
     T a1[kLanes] = {}, a2[kLanes] = {};
     std::size_t p = b;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float> && kLanes == 16) {
+      __m512 v1 = _mm512_setzero_ps(), v2 = _mm512_setzero_ps();  // the lanes, in registers
+      for (; p + kLanes <= e; p += kLanes) {
+        const __m512 d = _mm512_loadu_ps(dy + p);
+        v1 = _mm512_add_ps(v1, d);
+        v2 = _mm512_fmadd_ps(d, _mm512_loadu_ps(h + p), v2);
+      }
+      _mm512_storeu_ps(a1, v1);
+      _mm512_storeu_ps(a2, v2);
+    }
+#endif
     for (; p + kLanes <= e; p += kLanes)
       for (std::size_t j = 0; j < kLanes; ++j) {
         a1[j] += dy[p + j];
@@ -133,6 +165,24 @@ void plane_elu_dot_sums(const T* dy, const T* y, T alpha, const T* h, T* g, std:
     const std::size_t e = std::min(P, b + kBlock);
     T a1[kLanes] = {}, a2[kLanes] = {};
     std::size_t p = b;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float> && kLanes == 16) {
+      __m512 v1 = _mm512_setzero_ps(), v2 = _mm512_setzero_ps();  // the lanes, in registers
+      const __m512 one = _mm512_set1_ps(1.f), av = _mm512_set1_ps(alpha);
+      for (; p + kLanes <= e; p += kLanes) {
+        const __m512 yv = _mm512_loadu_ps(y + p);
+        // y > 0 ? 1 : y + alpha, then dy * that (Elu::backward's expression)
+        const __mmask16 pos = _mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __m512 dv = _mm512_mask_blend_ps(pos, _mm512_add_ps(yv, av), one);
+        const __m512 gv = _mm512_mul_ps(_mm512_loadu_ps(dy + p), dv);
+        _mm512_storeu_ps(g + p, gv);
+        v1 = _mm512_add_ps(v1, gv);
+        v2 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(h + p), v2);
+      }
+      _mm512_storeu_ps(a1, v1);
+      _mm512_storeu_ps(a2, v2);
+    }
+#endif
     for (; p + kLanes <= e; p += kLanes)
       for (std::size_t j = 0; j < kLanes; ++j) {
         const T yv = y[p + j];
