@@ -172,7 +172,10 @@ TEMPLATE_TEST_CASE("Conv2d forward matches a direct convolution", "[conv]", floa
                                  std::pair{Shape4{2, 16, 7, 7}, Spec<T>{16, 24, 3, 1, -1, 1, false}},
                                  std::pair{Shape4{2, 9, 14, 14}, Spec<T>{9, 8, 3, 2, 1, 1, true}},
                                  std::pair{Shape4{1, 8, 14, 14}, Spec<T>{8, 16, 3, 1, -1, 2, true}},
-                                 std::pair{Shape4{2, 12, 6, 9}, Spec<T>{12, 17, 1, 1, 0, 1, true}}}) {
+                                 std::pair{Shape4{2, 12, 6, 9}, Spec<T>{12, 17, 1, 1, 0, 1, true}},
+                                 // stride-2 rows of 35/36 phase columns: several permute chunks per row
+                                 std::pair{Shape4{2, 3, 9, 70}, Spec<T>{3, 9, 3, 2, 1, 1, true}},
+                                 std::pair{Shape4{1, 4, 7, 69}, Spec<T>{4, 8, 5, 2, 2, 1, false}}}) {
     nn::ParameterStore<T> store;
     nn::Conv2d<T> conv(store, "c", spec, CounterRng(13, seed));
     Tensor4<T> x = xt::empty<T>(in), y;

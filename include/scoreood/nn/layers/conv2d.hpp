@@ -39,6 +39,7 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace scoreood::nn {
@@ -167,6 +168,12 @@ class Conv2d {
                       continue;
                     }
                     const T* src = xn + (c * H + std::size_t(yy)) * W;
+                    if constexpr (std::is_same_v<T, float>) {
+                      if (S == 2) {
+                        stride2_phase_row(src, W, std::ptrdiff_t(bb) - std::ptrdiff_t(pd), row, Ws);
+                        continue;
+                      }
+                    }
                     for (std::size_t j = 0; j < Ws; ++j) {
                       const std::ptrdiff_t xx = std::ptrdiff_t(S * j + bb) - std::ptrdiff_t(pd);
                       row[j] = xx >= 0 && xx < std::ptrdiff_t(W) ? src[xx] : T(0);
@@ -229,6 +236,33 @@ class Conv2d {
                        std::to_string(spec_.dilation * (spec_.kernel - 1) + 1) + " with padding " +
                        std::to_string(pad_) + ")");
     return g;
+  }
+
+  /// row[j] = src[2j + sh] where that is inside [0, W), else 0, for j < n: one
+  /// phase row of a stride-2 convolution's input, deinterleaved with vector
+  /// permutes (a scalar strided copy costs as much as the convolution's GEMM share).
+  static void stride2_phase_row(const float* src, std::size_t W, std::ptrdiff_t sh, float* row, std::size_t n) {
+    const std::ptrdiff_t Wi = std::ptrdiff_t(W);
+    const std::size_t j0 = sh >= 0 ? 0 : std::min(n, std::size_t((-sh + 1) / 2));
+    const std::ptrdiff_t last = Wi - 1 - sh;  // 2j <= last
+    const std::size_t j1 = last < 0 ? j0 : std::clamp<std::size_t>(std::size_t(last / 2) + 1, j0, n);
+    std::fill(row, row + j0, 0.f);
+    std::fill(row + j1, row + n, 0.f);
+#if defined(__AVX512F__)
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (std::size_t j = j0; j < j1; j += 16) {
+      const std::size_t cnt = std::min<std::size_t>(16, j1 - j);
+      const std::size_t need = 2 * cnt - 1;  // inputs 2j + sh .. 2(j + cnt - 1) + sh
+      const float* p = src + (std::ptrdiff_t(2 * j) + sh);
+      const __m512 lo = _mm512_maskz_loadu_ps(cpu::detail::lane_range(0, std::ptrdiff_t(std::min<std::size_t>(16, need))), p);
+      const __m512 hi = need > 16 ? _mm512_maskz_loadu_ps(cpu::detail::lane_range(0, std::ptrdiff_t(need - 16)), p + 16)
+                                  : _mm512_setzero_ps();
+      _mm512_mask_storeu_ps(row + j, cpu::detail::lane_range(0, std::ptrdiff_t(cnt)),
+                            _mm512_permutex2var_ps(lo, even, hi));
+    }
+#else
+    for (std::size_t j = j0; j < j1; ++j) row[j] = src[std::ptrdiff_t(2 * j) + sh];
+#endif
   }
 
   /// Stride-1 convolutions (not 1x1) run on zero-padded copies read in place
