@@ -1,0 +1,101 @@
+/** @file feature_selection.cpp
+ *  @brief Dumps the raw normality vectors of a saved RotNCSN (f_msma and the
+ *  per-element L x |G| vector, one file per noise draw) on a validation split,
+ *  for choosing features and density offline with scripts/select_features.py.
+ *
+ *  Validation split (disjoint from the 1000 evaluation images of the examples):
+ *  in-distribution = Fashion-MNIST test images 5000-5999; OOD = rot90, rot180,
+ *  rot270 and patch shuffle of test images 6000-6499. `--test` also dumps the
+ *  evaluation sets (test images 0-999, MNIST, CIFAR-10 gray, their transforms).
+ *
+ *    feature_selection MODEL.sood OUTDIR [--draws K] [--test] [--data ROOT]
+ *    /usr/bin/python3 scripts/select_features.py OUTDIR [--draws K] */
+#include <scoreood/scoreood.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+namespace so = scoreood;
+using RotNcsn = so::ScoreOOD<so::nn::SmallUNet<>, so::augment::Rot4, so::density::Gmm>;
+
+namespace {
+so::Images rows(const so::Images& x, std::size_t a, std::size_t b) {
+  if (b > x.shape()[0]) throw so::ValueError("feature_selection: the set has only " + std::to_string(x.shape()[0]) + " images");
+  so::Images y({b - a, x.shape()[1], x.shape()[2], x.shape()[3]});
+  const std::size_t P = x.shape()[1] * x.shape()[2] * x.shape()[3];
+  std::copy(x.data() + a * P, x.data() + b * P, y.data());
+  return y;
+}
+/// A float64 C-order .npy file (format 1.0), readable with numpy.load.
+void write_npy(const std::filesystem::path& path, const so::Matrix<double>& m) {
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + std::to_string(m.shape()[0]) + ", " +
+                       std::to_string(m.shape()[1]) + "), }";
+  header.append(64 - (10 + header.size() + 1) % 64, ' ');
+  header += '\n';
+  std::ofstream f(path, std::ios::binary);
+  const unsigned char len[2] = {static_cast<unsigned char>(header.size() & 0xff),
+                                static_cast<unsigned char>(header.size() >> 8)};
+  f.write("\x93NUMPY\x01\x00", 8);
+  f.write(reinterpret_cast<const char*>(len), 2);
+  f << header;
+  f.write(reinterpret_cast<const char*>(m.data()), std::streamsize(m.size() * sizeof(double)));
+  if (!f) throw so::Error("cannot write " + path.string());
+}
+}  // namespace
+
+int main(int argc, char** argv) try {
+  if (argc < 3) {
+    std::cerr << "usage: feature_selection MODEL.sood OUTDIR [--draws K] [--test] [--data ROOT]\n";
+    return 2;
+  }
+  const std::filesystem::path model = argv[1], out = argv[2];
+  std::size_t draws = 1;
+  bool test = false;
+  for (int i = 3; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--draws" && i + 1 < argc) draws = std::stoul(argv[++i]);
+    else if (a == "--test") test = true;
+    else if (a == "--data" && i + 1 < argc) setenv("SCOREOOD_DATA", argv[++i], 1);
+    else throw so::ValueError("unknown argument '" + a + "'");
+  }
+  if (draws == 0) throw so::ValueError("--draws must be positive");
+  std::filesystem::create_directories(out);
+  RotNcsn det;
+  det.load(model);
+
+  const so::Images train = so::data::load("fashion-mnist/train-images-idx3-ubyte.gz:first=2000").images;
+  const so::Images all_test = so::data::load("fashion-mnist/t10k-images-idx3-ubyte.gz").images;
+  std::vector<std::pair<std::string, so::Images>> sets{{"fit", train}, {"val_in", rows(all_test, 5000, 6000)}};
+  const so::Images val_ood = rows(all_test, 6000, 6500);
+  for (const char* t : {"rot90", "rot180", "rot270", "patch_shuffle"})
+    sets.push_back({std::string("val_") + t, so::augment::apply_transform(val_ood, t, 99)});
+  if (test) {
+    const so::Images ti = rows(all_test, 0, 1000);
+    sets.push_back({"test_in", ti});
+    sets.push_back({"test_mnist", so::data::load("mnist/t10k-images-idx3-ubyte.gz:first=1000").images});
+    sets.push_back({"test_cifar", so::data::load("cifar10/test_batch.bin.gz:gray28:first=1000").images});
+    for (const char* t : {"rot90", "rot180", "rot270", "patch_shuffle"})  // the examples' seed for the transforms
+      sets.push_back({std::string("test_") + t, so::augment::apply_transform(ti, t, 17)});
+  }
+
+  for (const auto& [name, images] : sets) {
+    so::score::NormalityOptions o;
+    o.progress = &std::cerr;
+    o.label = name;
+    o.features = so::score::FeatureSet::parse("msma");
+    write_npy(out / (name + ".msma.npy"), so::score::normality(det.net(), det.augmentation(), det.sigmas(), images, o));
+    o.features = so::score::FeatureSet::parse("elem");
+    for (std::size_t d = 0; d < draws; ++d) {
+      o.seed = 0x5C0DEull + 1000 * d;  // an independent noise draw per file
+      write_npy(out / (name + ".elem" + std::to_string(d) + ".npy"),
+                so::score::normality(det.net(), det.augmentation(), det.sigmas(), images, o));
+    }
+  }
+  std::cout << "wrote " << sets.size() << " sets to " << out.string() << '\n';
+  return 0;
+} catch (const std::exception& e) {
+  std::cerr << "feature_selection: " << e.what() << '\n';
+  return 1;
+}
