@@ -30,6 +30,7 @@
 #include <scoreood/nn/layers/elu.hpp>
 #include <scoreood/nn/layers/instance_norm.hpp>
 #include <scoreood/nn/nets/input_check.hpp>
+#include <scoreood/nn/nets/net_file.hpp>
 #include <scoreood/nn/parameter.hpp>
 
 #include <array>
@@ -187,22 +188,17 @@ class NcsnRefineNet<backend::cpu, T> {
 
   /// Architecture + parameter values (no optimiser state).
   void save(io::ByteWriter& w) const {
-    w.put_string(name);
-    w.put<std::uint64_t>(cfg_.channels);
-    w.put<std::uint64_t>(cfg_.image_size);
-    w.put<std::uint64_t>(cfg_.ngf);
-    w.put<std::uint64_t>(cfg_.num_levels);
+    detail::write_net_header(w, name, {cfg_.channels, cfg_.image_size, cfg_.ngf, cfg_.num_levels});
     save_parameters(w, *store_);
   }
   /// Reads what save() wrote; a different architecture is rebuilt to match the file.
   void load(io::ByteReader& r) {
-    const std::string n = r.get_string(64);
-    if (n != name) r.fail("holds a '" + n + "' network, expected '" + std::string(name) + "'");
+    const detail::NetSizes sizes = detail::read_net_header(r, name);
     Config c;
-    c.channels = r.get<std::uint64_t>();
-    c.image_size = r.get<std::uint64_t>();
-    c.ngf = r.get<std::uint64_t>();
-    c.num_levels = r.get<std::uint64_t>();
+    c.channels = sizes.channels;
+    c.image_size = sizes.image_size;
+    c.ngf = sizes.width;
+    c.num_levels = sizes.num_levels;
     try {
       check(c);
     } catch (const Error& e) {
