@@ -26,6 +26,7 @@ void fill_normal(Tensor4<float>& t, CounterRng r) {
 struct ConvShape {
   const char* name;
   std::size_t n, cin, cout, h, w, k, stride, dilation;
+  bool direct = false;  ///< force the direct path where Winograd would run (the "/direct" twins)
 };
 
 // SmallUNet (width 32) and NcsnRefineNet (ngf 64) convolutions at batch 128.
@@ -50,6 +51,7 @@ struct ConvFixture {
       : conv(store, "c", {s.cin, s.cout, s.k, s.stride, -1, s.dilation, true}, CounterRng(1)) {
     x = xt::empty<float>({s.n, s.cin, s.h, s.w});
     fill_normal(x, CounterRng(2));
+    if (s.direct) conv.set_algorithm(nn::Conv2d<float>::Algorithm::direct);
     conv.forward(x, y);
     dy = xt::empty<float>(shape_of(y));
     fill_normal(dy, CounterRng(3));
@@ -145,12 +147,24 @@ void BM_BilinearForward(benchmark::State& s) { nn::UpsampleBilinear<float> l(28,
 void BM_BilinearBackward(benchmark::State& s) { nn::UpsampleBilinear<float> l(28, 28, true); run_layer(s, l, {128, 64, 14, 14}, true); }
 
 const bool registered = [] {
+  std::vector<ConvShape> shapes;
   for (const auto& s : kShapes) {
-    benchmark::RegisterBenchmark((std::string("BM_ConvForward/") + s.name).c_str(), BM_ConvForward, s)
+    shapes.push_back(s);
+    // Where Winograd F(4x4, 3x3) runs, the direct path too, side by side.
+    nn::ParameterStore<float> store;
+    const nn::Conv2d<float> probe(store, "p", {s.cin, s.cout, s.k, s.stride, -1, s.dilation, true}, CounterRng(1));
+    if (probe.uses_winograd({s.n, s.cin, s.h, s.w})) {
+      shapes.push_back(s);
+      shapes.back().direct = true;
+    }
+  }
+  for (const auto& s : shapes) {
+    const std::string suffix = std::string(s.name) + (s.direct ? "/direct" : "");
+    benchmark::RegisterBenchmark(("BM_ConvForward/" + suffix).c_str(), BM_ConvForward, s)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark((std::string("BM_ConvBackward/") + s.name).c_str(), BM_ConvBackward, s)
+    benchmark::RegisterBenchmark(("BM_ConvBackward/" + suffix).c_str(), BM_ConvBackward, s)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark((std::string("BM_ConvTrainStep/") + s.name).c_str(), BM_ConvTrainStep, s)
+    benchmark::RegisterBenchmark(("BM_ConvTrainStep/" + suffix).c_str(), BM_ConvTrainStep, s)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   return true;

@@ -413,3 +413,79 @@ TEMPLATE_TEST_CASE("Conv2d adds a residual in the same pass", "[conv]", float, d
     CHECK_THROWS_AS(conv.infer(x, yi, &yi), ShapeError);  // the output itself
   }
 }
+
+TEST_CASE("Conv2d by Winograd F(4x4, 3x3) matches the direct path and a double reference", "[conv][winograd]") {
+  if (!cpu::winograd::available()) SUCCEED("no AVX-512 float kernel: Winograd is not compiled in");
+  if (!cpu::winograd::available()) return;
+  struct Case {
+    Shape4 in;
+    std::size_t out;
+    bool bias;
+  };
+  // The SmallUNet shapes, sizes that are not a multiple of the 4x4 tile, a single tile, rows wider
+  // than one vector of tiles (t0 > 0 in the phase split and the interleave), and batches larger
+  // than one GEMM group (28x28: 2 images per group; 7x7: dozens).
+  const std::vector<Case> cases = {{{5, 32, 28, 28}, 32, true}, {{3, 64, 14, 14}, 64, false},
+                                   {{50, 16, 7, 7}, 8, true},   {{4, 8, 5, 9}, 12, true},
+                                   {{2, 9, 1, 1}, 8, false},    {{2, 8, 3, 70}, 8, true},
+                                   {{3, 8, 33, 6}, 10, true},   {{130, 8, 2, 3}, 9, false}};
+  std::uint64_t seed = 300;
+  for (const auto& c : cases) {
+    INFO("x " << to_string(c.in) << " out " << c.out << (c.bias ? " bias" : ""));
+    nn::ParameterStore<float> store;
+    nn::Conv2d<float> conv(store, "w", {c.in[1], c.out, 3, 1, -1, 1, c.bias}, CounterRng(31, seed));
+    REQUIRE(conv.uses_winograd(c.in));
+    Tensor4<float> x = xt::empty<float>(c.in);
+    fill_normal(x, CounterRng(32, seed));
+    const Shape4 os = conv.output_shape(c.in);
+    Tensor4<float> res = xt::empty<float>(os), dy = xt::empty<float>(os);
+    fill_normal(res, CounterRng(33, seed));
+    fill_normal(dy, CounterRng(34, seed++));
+
+    // Forward, with and without a residual; backward-data and weight gradients.
+    Tensor4<float> yw, ywr, dxw, yd, dxd;
+    conv.forward(x, yw);
+    conv.infer(x, ywr, &res);
+    conv.backward(dy, dxw);
+    const std::vector<float> gw(store.grads().begin(), store.grads().end());
+    store.zero_grad();
+    conv.set_algorithm(nn::Conv2d<float>::Algorithm::direct);
+    REQUIRE_FALSE(conv.uses_winograd(c.in));
+    conv.forward(x, yd);
+    conv.backward(dy, dxd);
+    const Tensor4<double> ref = naive_forward(x, conv);
+    Tensor4<double> rdx;
+    std::vector<double> rdw, rdb;
+    naive_backward(x, dy, conv, rdx, rdw, rdb);
+
+    // Errors relative to the typical magnitude (sqrt(9 * in) for unit normals): float rounding of
+    // the direct path is ~1e-7 of it, Winograd's transforms (constants up to 8 and 1/24) ~1e-6.
+    const double scale_y = std::sqrt(9.0 * double(c.in[1])), scale_dx = std::sqrt(9.0 * double(c.out));
+    CHECK(max_abs_diff(yw.data(), ref.data(), yw.size()) < 2e-5 * scale_y);
+    CHECK(max_abs_diff(yd.data(), ref.data(), yd.size()) < 2e-6 * scale_y);
+    CHECK(max_abs_diff(yw.data(), yd.data(), yw.size()) < 2e-5 * scale_y);
+    CHECK(max_abs_diff(dxw.data(), rdx.data(), dxw.size()) < 2e-5 * scale_dx);
+    CHECK(max_abs_diff(dxw.data(), dxd.data(), dxw.size()) < 2e-5 * scale_dx);
+    // The weight gradient is not computed by Winograd: it agrees with the direct path.
+    CHECK(max_abs_diff(gw.data(), store.grad_data(), gw.size()) < 1e-6 * scale_y * double(c.in[0] * os[2] * os[3]));
+    // The residual is added to the very same float result.
+    bool exact = true;
+    for (std::size_t i = 0; i < yw.size(); ++i) exact = exact && ywr.data()[i] == yw.data()[i] + res.data()[i];
+    CHECK(exact);
+  }
+}
+
+TEST_CASE("Conv2d takes Winograd only where it applies", "[conv][winograd]") {
+  nn::ParameterStore<float> store;
+  const CounterRng r(41);
+  const bool native = cpu::winograd::available();
+  CHECK(nn::Conv2d<float>(store, "a", {8, 8, 3}, r).uses_winograd({1, 8, 9, 9}) == native);
+  CHECK_FALSE(nn::Conv2d<float>(store, "b", {8, 8, 3, 2}, r).uses_winograd({1, 8, 9, 9}));          // stride 2
+  CHECK_FALSE(nn::Conv2d<float>(store, "c", {8, 8, 3, 1, -1, 2}, r).uses_winograd({1, 8, 9, 9}));   // dilation 2
+  CHECK_FALSE(nn::Conv2d<float>(store, "d", {8, 8, 3, 1, 0}, r).uses_winograd({1, 8, 9, 9}));       // padding 0
+  CHECK_FALSE(nn::Conv2d<float>(store, "e", {8, 8, 5}, r).uses_winograd({1, 8, 9, 9}));            // 5x5
+  CHECK_FALSE(nn::Conv2d<float>(store, "f", {1, 32, 3}, r).uses_winograd({1, 1, 9, 9}));           // 1 channel in
+  CHECK_FALSE(nn::Conv2d<float>(store, "g", {32, 1, 3}, r).uses_winograd({1, 32, 9, 9}));          // 1 channel out
+  nn::ParameterStore<double> dstore;
+  CHECK_FALSE(nn::Conv2d<double>(dstore, "h", {8, 8, 3}, CounterRng(42)).uses_winograd({1, 8, 9, 9}));  // double
+}

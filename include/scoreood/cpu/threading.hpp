@@ -82,7 +82,11 @@ inline void barrier([[maybe_unused]] int nt) {
 }
 
 /// Slots of the per-thread scratch; each kernel family uses its own slot.
-enum class Scratch : int { col = 0, dcol = 1, accum = 2, temp = 3, packed = 4, wide = 5, count = 6 };
+enum class Scratch : int {
+  col = 0, dcol = 1, accum = 2, temp = 3, packed = 4, wide = 5,
+  wino_u = 6, wino_v = 7, wino_m = 8, wino_small = 9,  // Winograd convolutions (winograd.hpp)
+  count = 10
+};
 
 /// A grow-only per-thread buffer of at least n elements (contents unspecified).
 /// The pointer stays valid until the same thread asks the same slot for more.

@@ -15,6 +15,10 @@
  *    backward-data    dx_n = flip(W)^T * shifted(pad(dY_n))  (a convolution of dY)
  *    backward-filter  dW  += dY_n * shifted(pad(x_n))^T    (NT dot-product kernel over groups of images;
  *                                                           per-thread accumulators, reduced in parallel)
+ *  3x3 convolutions with stride 1 and padding 1 (float, AVX-512, at least 8
+ *  channels in and out) use Winograd's F(4x4, 3x3) instead for the forward and
+ *  backward-data passes (cpu/winograd.hpp: 4x fewer multiplies, results
+ *  within float rounding of the direct path); set_algorithm(direct) turns it off.
  *  Other convolutions (stride 2, double, no AVX-512) unfold one image
  *  (im2col, skipped for 1x1 stride-1) and use the packed kernel or Eigen,
  *  with col2im for backward-data. Batches smaller than the thread count run
@@ -33,6 +37,7 @@
 #include <scoreood/cpu/im2col.hpp>
 #include <scoreood/cpu/packed_gemm.hpp>
 #include <scoreood/cpu/threading.hpp>
+#include <scoreood/cpu/winograd.hpp>
 #include <scoreood/nn/parameter.hpp>
 
 #include <algorithm>
@@ -80,6 +85,13 @@ class Conv2d {
     }
   }
 
+  /// How a convolution that Winograd can run is computed (other shapes ignore it).
+  enum class Algorithm { automatic, direct };
+  void set_algorithm(Algorithm a) { algorithm_ = a; }
+  Algorithm algorithm() const { return algorithm_; }
+  /// True when forward and backward-data of this input shape run F(4x4, 3x3).
+  bool uses_winograd(Shape4 in) const { return winograd(geometry(in)); }
+
   const Spec& spec() const { return spec_; }
   const std::string& name() const { return name_; }
   std::size_t padding() const { return pad_; }  ///< the resolved padding
@@ -124,6 +136,19 @@ class Conv2d {
     const T* xd = x.data();
     T* yd = y.data();
     const int nt = cpu::threads_for(N, double(M) * double(K) * double(P));
+    if constexpr (std::is_same_v<T, float>) {
+      if (winograd(g)) {
+        const float* U = winograd_weights(false);  // shared read-only by all threads
+        const cpu::winograd::Shape ws{spec_.in, M, g.height, g.width};
+        cpu::parallel_region(nt, [&](int t, int T_) {
+          const auto [n0, n1] = cpu::split_range(N, t, T_);
+          if (n1 > n0)
+            cpu::winograd::conv3x3(U, ws, xd + n0 * g.image_size(), n1 - n0, b, rd ? rd + n0 * M * P : nullptr,
+                                   yd + n0 * M * P);
+        });
+        return;
+      }
+    }
     const T* pa = pack_weight(false, M, K);  // shared read-only by all threads
     if (pa && direct_forward(g)) {
       // B is read in place from a zero-padded copy of the image (no unfolding):
@@ -272,6 +297,31 @@ class Conv2d {
     return cpu::packed_gemm_is_native<T>() && g.stride == 1 && !g.is_pointwise() &&
            (g.kernel - 1) * g.dilation >= g.pad;
   }
+  /// Winograd F(4x4, 3x3): 3x3, stride 1, padding 1, float with the native kernel, >= 8 channels
+  /// each way (fewer would leave most of the packed kernel's 8-row tiles empty).
+  bool winograd(const cpu::ConvGeometry& g) const {
+    return std::is_same_v<T, float> && cpu::winograd::available() && algorithm_ == Algorithm::automatic &&
+           g.kernel == 3 && g.stride == 1 && g.dilation == 1 && g.pad == 1 && spec_.in >= 8 && spec_.out >= 8;
+  }
+  /// The weights transformed and packed for winograd::conv3x3 in the calling thread's
+  /// scratch: the forward's, or (data) the backward-data's W^T with the taps flipped.
+  const float* winograd_weights(bool data) const {
+    const std::size_t Co = spec_.out, Ci = spec_.in, rows = data ? Ci : Co, cols = data ? Co : Ci;
+    float* U = cpu::scratch<float>(cpu::Scratch::wino_u, cpu::winograd::weights_size(rows, cols));
+    float* tmp = cpu::scratch<float>(cpu::Scratch::wino_small, rows * cols);
+    const T* w = weight_.value();
+    if (data)
+      cpu::winograd::transform_weights(
+          [&](std::size_t i, std::size_t o, std::size_t ky, std::size_t kx) {
+            return w[((o * Ci + i) * 3 + (2 - ky)) * 3 + (2 - kx)];
+          },
+          rows, cols, U, tmp);
+    else
+      cpu::winograd::transform_weights(
+          [&](std::size_t o, std::size_t i, std::size_t ky, std::size_t kx) { return w[((o * Ci + i) * 3 + ky) * 3 + kx]; },
+          rows, cols, U, tmp);
+    return U;
+  }
   /// The forward reads any non-1x1 (or strided) convolution in place (native kernel only).
   static bool direct_forward(const cpu::ConvGeometry& g) { return cpu::packed_gemm_is_native<T>() && !g.is_pointwise(); }
   struct Direct {
@@ -366,8 +416,13 @@ class Conv2d {
     const int nt = std::min(kMaxThreads, cpu::threads_for(N, double(M) * double(K) * double(P) * (dx ? 2 : 1)));
     T* accs[kMaxThreads] = {};
     const bool dir = direct(g);
+    // Backward-data by Winograd: a 3x3 same convolution of dY with W^T flipped.
+    const bool wdata = dx && winograd(g);
+    const float* Ud = nullptr;
+    if constexpr (std::is_same_v<T, float>)
+      if (wdata) Ud = winograd_weights(true);
     // W^T for backward-data; with the direct path W^T with flipped taps (a convolution of dY).
-    const T* pa = !dx ? nullptr : dir ? pack_weight_flipped() : pack_weight(true, K, M);
+    const T* pa = !dx || wdata ? nullptr : dir ? pack_weight_flipped() : pack_weight(true, K, M);
     const Direct fd = dir ? direct_layout(g) : Direct{};
     const Direct dd = dir && dx ? data_layout(g) : Direct{};
     const std::ptrdiff_t* off = dir ? tap_offsets(g.channels, fd.plane, fd.Wp, 0) : nullptr;
@@ -396,6 +451,10 @@ class Conv2d {
         acc_b = gb ? acc + M * K : nullptr;
       }
       if (dir) {
+        if constexpr (std::is_same_v<T, float>)
+          if (wdata && n1 > n0)
+            cpu::winograd::conv3x3(Ud, cpu::winograd::Shape{M, g.channels, g.out_h, g.out_w}, dyd + n0 * M * P,
+                                   n1 - n0, nullptr, nullptr, dxd + n0 * g.image_size());
         T* xps = cpu::scratch<T>(cpu::Scratch::col, G * fd.padded_size);
         // With "same" padding (q == p) the backward-data copy of dY, padded by q on the
         // forward's padded width, is also the backward-filter's A: its rows read from
@@ -403,8 +462,8 @@ class Conv2d {
         const bool shared = dx && dd.Wp == fd.Wp && dd.Hp == g.out_h + 2 * pad_;
         const std::size_t a_stride = shared ? dd.padded_size : M * L;
         T* dys = cpu::scratch<T>(cpu::Scratch::dcol, G * a_stride);
-        T* dyq = dx && !shared ? cpu::scratch<T>(cpu::Scratch::temp, dd.padded_size) : nullptr;
-        T* dxw = dx ? cpu::scratch<T>(cpu::Scratch::wide, g.channels * g.height * dd.Wp) : nullptr;
+        T* dyq = dx && !shared && !wdata ? cpu::scratch<T>(cpu::Scratch::temp, dd.padded_size) : nullptr;
+        T* dxw = dx && !wdata ? cpu::scratch<T>(cpu::Scratch::wide, g.channels * g.height * dd.Wp) : nullptr;
         const T* as[cpu::kNtMaxGroup];
         const T* bs[cpu::kNtMaxGroup];
         for (std::size_t nb = n0; nb < n1; nb += G) {
@@ -425,14 +484,17 @@ class Conv2d {
             bs[j] = xp;
             if (acc_b)
               for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyn + m * P, P);
-            if (dx) {
+            if (dx && (shared || !wdata)) {
               // backward-data: dx = conv(dY padded by q, flipped W^T), on the padded width, compacted.
+              // (With Winograd only the padded dY the backward-filter shares.)
               const std::size_t q = (g.kernel - 1) * g.dilation - pad_;
               T* dq = shared ? dyw : dyq;
               cpu::pad_planes(dyn, M, g.out_h, g.out_w, q, q, q, q, dd.slack, dq);
-              const std::size_t Nw = g.height * dd.Wp;
-              cpu::gemm_packed_offsets<T>(pa, g.channels, K / g.channels * M, dq, offd, Nw, dxw, Nw, false);
-              cpu::compact_rows(dxw, g.channels, g.height, g.width, dd.Wp, dxd + n * g.image_size());
+              if (!wdata) {
+                const std::size_t Nw = g.height * dd.Wp;
+                cpu::gemm_packed_offsets<T>(pa, g.channels, K / g.channels * M, dq, offd, Nw, dxw, Nw, false);
+                cpu::compact_rows(dxw, g.channels, g.height, g.width, dd.Wp, dxd + n * g.image_size());
+              }
             }
           }
           // backward-filter: dW[M, (c, ky, kx)] += dY_n * shifted padded x_n, over the group.
@@ -484,6 +546,7 @@ class Conv2d {
   std::string name_;
   Spec spec_;
   std::size_t pad_ = 0;
+  Algorithm algorithm_ = Algorithm::automatic;
   ParamRef<T> weight_{}, bias_{};
   // Training cache: the input of the last forward().
   const Tensor4<T>* x_ = nullptr;
