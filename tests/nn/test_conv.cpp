@@ -269,7 +269,10 @@ TEST_CASE("Conv2d gives the same result on one thread and on all threads", "[con
   omp_set_num_threads(saved);
   CHECK(max_abs_diff(y1.data(), y2.data(), y1.size()) < 1e-5);
   CHECK(max_abs_diff(dx1.data(), dx2.data(), dx1.size()) < 1e-5);
-  CHECK(max_abs_diff(g1.data(), store.grad_data(), g1.size()) < 1e-4);  // reduction order differs
+  // The reduction order differs, and Winograd's transforms round per thread's share of the batch.
+  double gmax = 0;
+  for (const float v : g1) gmax = std::max(gmax, double(std::abs(v)));
+  CHECK(max_abs_diff(g1.data(), store.grad_data(), g1.size()) < 1e-5 * gmax);
 }
 
 TEST_CASE("Conv2d matches PyTorch (weight layout, stride, dilation, 1x1, gradients)", "[conv][torch]") {
@@ -466,8 +469,13 @@ TEST_CASE("Conv2d by Winograd F(4x4, 3x3) matches the direct path and a double r
     CHECK(max_abs_diff(yw.data(), yd.data(), yw.size()) < 2e-5 * scale_y);
     CHECK(max_abs_diff(dxw.data(), rdx.data(), dxw.size()) < 2e-5 * scale_dx);
     CHECK(max_abs_diff(dxw.data(), dxd.data(), dxw.size()) < 2e-5 * scale_dx);
-    // The weight gradient is not computed by Winograd: it agrees with the direct path.
-    CHECK(max_abs_diff(gw.data(), store.grad_data(), gw.size()) < 1e-6 * scale_y * double(c.in[0] * os[2] * os[3]));
+    // Weight gradients (sums over the batch): within 1e-5 of their largest magnitude (measured
+    // ~2e-6 by Winograd, ~2e-7 direct).
+    double wmax = 0;
+    for (const double v : rdw) wmax = std::max(wmax, std::abs(v));
+    CHECK(max_abs_diff(gw.data(), rdw.data(), rdw.size()) < 1e-5 * wmax);
+    CHECK(max_abs_diff(store.grad_data(), rdw.data(), rdw.size()) < 1e-6 * wmax);
+    if (c.bias) CHECK(max_abs_diff(gw.data() + rdw.size(), rdb.data(), rdb.size()) < 1e-5 * wmax);
     // The residual is added to the very same float result.
     bool exact = true;
     for (std::size_t i = 0; i < yw.size(); ++i) exact = exact && ywr.data()[i] == yw.data()[i] + res.data()[i];

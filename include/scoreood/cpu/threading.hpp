@@ -84,8 +84,8 @@ inline void barrier([[maybe_unused]] int nt) {
 /// Slots of the per-thread scratch; each kernel family uses its own slot.
 enum class Scratch : int {
   col = 0, dcol = 1, accum = 2, temp = 3, packed = 4, wide = 5,
-  wino_u = 6, wino_v = 7, wino_m = 8, wino_small = 9,  // Winograd convolutions (winograd.hpp)
-  count = 10
+  wino_u = 6, wino_v = 7, wino_m = 8, wino_small = 9, wino_grad = 10,  // Winograd convolutions (winograd.hpp)
+  count = 11
 };
 
 /// A grow-only per-thread buffer of at least n elements (contents unspecified).

@@ -17,9 +17,11 @@
  *
  *  Layout (per group of images, N = images * tiles GEMM columns, rows padded to
  *  a multiple of 16): V[pos][c][n] and M[pos][o][n], n = image * T + ty * tW + tx.
- *  Each transform is split into its two 1-D halves: along the tile rows while
- *  the input is unfolded (or the output folded back) row by row, and along the
- *  tile columns in place over whole rows of V (or M), 16 tiles per vector.
+ *  Each transform is split into its two 1-D halves, channel by channel through
+ *  a small L1-resident stage: along the tile rows while the input is unfolded
+ *  (or the output folded back) row by row, and along the tile columns between
+ *  the stage and V (or M), 16 tiles per aligned vector. V and M are each
+ *  written once and read once.
  *  Needs the native AVX-512 float kernel (available()). */
 #pragma once
 #include <scoreood/cpu/im2col.hpp>
@@ -28,7 +30,9 @@
 
 #include <algorithm>
 #include <array>
+#include <utility>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 
 namespace scoreood::cpu::winograd {
@@ -45,27 +49,55 @@ inline std::size_t weights_size(std::size_t out, std::size_t in) {
   return kPositions * packed_lhs_size<float>(out, in);
 }
 
+/// The kernel transform G of F(4x4, 3x3) (6 x 3).
+inline constexpr double kG[kAlpha][3] = {{1.0 / 4, 0, 0},
+                                        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                        {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                        {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                        {0, 0, 1}};
+
 /// U[pos] = G g G^T for every (o, i) pair, packed for gemm_packed (M = out, K = in).
-/// `w(o, i, ky, kx)` returns the kernel tap; the transform runs in double.
+/// `w(o, i, ky, kx)` returns the kernel tap; the transform runs in double, G g first, then
+/// (G g) G^T. `tmp` holds 36 * out * in floats.
 template <class W>
-void transform_weights(W w, std::size_t out, std::size_t in, float* packed, float* tmp /* out*in floats */) {
-  static constexpr double G[kAlpha][3] = {{1.0 / 4, 0, 0},
-                                          {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                          {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                          {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                          {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                          {0, 0, 1}};
+void transform_weights(W w, std::size_t out, std::size_t in, float* packed, float* tmp) {
+  constexpr const auto& G = kG;
+  const std::size_t plane = out * in;
+  for (std::size_t o = 0; o < out; ++o)
+    for (std::size_t i = 0; i < in; ++i) {
+      double g[3][3], t[kAlpha][3];
+      for (std::size_t ky = 0; ky < 3; ++ky)
+        for (std::size_t kx = 0; kx < 3; ++kx) g[ky][kx] = double(w(o, i, ky, kx));
+      for (std::size_t a = 0; a < kAlpha; ++a)
+        for (std::size_t kx = 0; kx < 3; ++kx) t[a][kx] = G[a][0] * g[0][kx] + G[a][1] * g[1][kx] + G[a][2] * g[2][kx];
+      for (std::size_t a = 0; a < kAlpha; ++a)
+        for (std::size_t b = 0; b < kAlpha; ++b)
+          tmp[(a * kAlpha + b) * plane + o * in + i] = float(t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2]);
+    }
   const std::size_t ps = packed_lhs_size<float>(out, in);
-  for (std::size_t a = 0; a < kAlpha; ++a)
-    for (std::size_t b = 0; b < kAlpha; ++b) {
-      for (std::size_t o = 0; o < out; ++o)
-        for (std::size_t i = 0; i < in; ++i) {
-          double s = 0;
-          for (std::size_t ky = 0; ky < 3; ++ky)
-            for (std::size_t kx = 0; kx < 3; ++kx) s += G[a][ky] * G[b][kx] * double(w(o, i, ky, kx));
-          tmp[o * in + i] = float(s);
+  for (std::size_t pos = 0; pos < kPositions; ++pos) pack_lhs(tmp + pos * plane, out, in, in, 1, packed + pos * ps);
+}
+
+/// Maps a weight gradient in the Winograd domain (dU[pos][o][i], from conv3x3_grad_u) back to
+/// the 3x3 kernels: add(o, i, ky, kx, sum_{a,b} G[a][ky] G[b][kx] dU[a*6 + b][o][i]) (in double).
+template <class Add>
+void weight_grad(const float* dU, std::size_t out, std::size_t in, Add add) {
+  const std::size_t plane = out * in;
+  for (std::size_t o = 0; o < out; ++o)
+    for (std::size_t i = 0; i < in; ++i) {
+      double t[kAlpha][3] = {};  // t[a][kx] = sum_b dU[a][b] G[b][kx]
+      for (std::size_t a = 0; a < kAlpha; ++a)
+        for (std::size_t b = 0; b < kAlpha; ++b) {
+          const double u = dU[(a * kAlpha + b) * plane + o * in + i];
+          for (std::size_t kx = 0; kx < 3; ++kx) t[a][kx] += u * kG[b][kx];
         }
-      pack_lhs(tmp, out, in, in, 1, packed + (a * kAlpha + b) * ps);
+      for (std::size_t ky = 0; ky < 3; ++ky)
+        for (std::size_t kx = 0; kx < 3; ++kx) {
+          double v = 0;
+          for (std::size_t a = 0; a < kAlpha; ++a) v += kG[a][ky] * t[a][kx];
+          add(o, i, ky, kx, v);
+        }
     }
 }
 
@@ -77,13 +109,12 @@ struct Shape {
   std::size_t tiles() const { return tiles_h() * tiles_w(); }
 };
 
-/// Images per GEMM group: about 192 columns (4 full 48-wide kernel tiles),
-/// fewer when V and M of the group would outgrow L2.
+/// Images per GEMM group: V and M of a group take about 3/4 MB, so that they stay in L2
+/// between the transforms and the GEMMs (measured at batch 128, one core: 28x28x32 best
+/// at 1-2 images, 14x14x64 at 2-3, 7x7x64 at about 8; twice as many were 10-15 % slower).
 inline std::size_t group_size(const Shape& s) {
-  const std::size_t T = s.tiles();
-  const std::size_t budget = (std::size_t(1) << 20) / (kPositions * (s.in + s.out) * sizeof(float));
-  const std::size_t target = std::clamp<std::size_t>(budget, 48, 192);
-  return std::max<std::size_t>(1, target / T);
+  const std::size_t budget = (std::size_t(3) << 18) / (kPositions * (s.in + s.out) * sizeof(float));
+  return std::max<std::size_t>(1, std::clamp<std::size_t>(budget, 32, 192) / s.tiles());
 }
 
 #ifdef SCOREOOD_PACKED_GEMM_AVX512
@@ -117,6 +148,12 @@ __attribute__((always_inline)) inline void output_1d(const __m512 (&d)[kAlpha], 
 /// Lanes [0, n) of a 16-lane mask.
 inline __mmask16 lanes(std::ptrdiff_t n) { return cpu::detail::lane_range(0, n); }
 
+/// p rounded up to a cache line (buffers carry 16 spare floats): row starts that are
+/// multiples of 16 floats then take whole-line vector loads and stores.
+inline float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t(63));
+}
+
 /// Tile geometry of one group: V and M rows hold N = images * T tiles, padded to Ns.
 struct Grid {
   std::size_t tW, tH, T, N, Ns;
@@ -129,68 +166,70 @@ inline void unfold_rows(const float* x, std::size_t H, std::size_t W, const Grid
                         std::size_t pos_stride) {
   // Lane t of column phase c: padded column 4t + c, i.e. source column 4t + c - 1 (7 tiles per chunk
   // need source columns up to 4*6 + 5 - 1: two vectors).
-  const __m512i four_t = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 24, 20, 16, 12, 8, 4, 0);
   constexpr std::size_t kChunk = 7;
-  for (std::size_t yp = 0; yp < 4 * g.tH + 2; ++yp) {
-    const bool inside = yp >= 1 && yp <= H;
-    const float* src = inside ? x + (yp - 1) * W : nullptr;
-    for (std::size_t t0 = 0; t0 < g.tW; t0 += kChunk) {
-      const __mmask16 st = lanes(std::ptrdiff_t(std::min(kChunk, g.tW - t0)));
-      __m512 o[kAlpha];
-      if (inside) {
-        const std::ptrdiff_t e0 = std::ptrdiff_t(4 * t0) - 1;
-        const __mmask16 m0 = cpu::detail::lane_range(-e0, std::ptrdiff_t(W) - e0);
-        const __mmask16 m1 = cpu::detail::lane_range(-e0 - 16, std::ptrdiff_t(W) - e0 - 16);
-        const __m512 v0 = m0 ? _mm512_maskz_loadu_ps(m0, src + e0) : _mm512_setzero_ps();
-        const __m512 v1 = m1 ? _mm512_maskz_loadu_ps(m1, src + e0 + 16) : _mm512_setzero_ps();
-        __m512 d[kAlpha];
-        for (std::size_t c = 0; c < kAlpha; ++c)
-          d[c] = _mm512_permutex2var_ps(v0, _mm512_add_epi32(four_t, _mm512_set1_epi32(int(c))), v1);
-        input_1d(d, o);
-      } else {
-        for (auto& e : o) e = _mm512_setzero_ps();
-      }
-      // Tile row s uses padded rows 4s .. 4s + 5: this row is its row r = yp - 4s.
-      for (std::size_t s = yp >= kAlpha ? (yp - kAlpha) / 4 + 1 : 0; s <= yp / 4 && s < g.tH; ++s) {
-        float* dst = v + (yp - 4 * s) * kAlpha * pos_stride + s * g.tW + t0;
+  const __m512i four_t = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 24, 20, 16, 12, 8, 4, 0);
+  __m512i idx[kAlpha];
+  for (std::size_t c = 0; c < kAlpha; ++c) idx[c] = _mm512_add_epi32(four_t, _mm512_set1_epi32(int(c)));
+  const std::size_t rows = 4 * g.tH + 2, last = std::min(H, rows - 1);  // padded rows 1..last hold data
+  const std::size_t row6 = kAlpha * pos_stride;
+  for (std::size_t t0 = 0; t0 < g.tW; t0 += kChunk) {
+    const __mmask16 st = lanes(std::ptrdiff_t(std::min(kChunk, g.tW - t0)));
+    const std::ptrdiff_t e0 = std::ptrdiff_t(4 * t0) - 1;
+    const __mmask16 m0 = cpu::detail::lane_range(-e0, std::ptrdiff_t(W) - e0);
+    const __mmask16 m1 = cpu::detail::lane_range(-e0 - 16, std::ptrdiff_t(W) - e0 - 16);
+    float* vt = v + t0;
+    // Stores row yp's six values (o) wherever a tile row uses it.
+    auto put = [&](std::size_t yp, const __m512 (&o)[kAlpha]) __attribute__((always_inline)) {
+      const std::size_t s_lo = yp >= kAlpha ? (yp - kAlpha) / 4 + 1 : 0, s_hi = std::min(yp / 4, g.tH - 1);
+      for (std::size_t s = s_lo; s <= s_hi; ++s) {
+        float* dst = vt + (yp - 4 * s) * row6 + s * g.tW;
         for (std::size_t j = 0; j < kAlpha; ++j) _mm512_mask_storeu_ps(dst + j * pos_stride, st, o[j]);
       }
+    };
+    __m512 zero[kAlpha];
+    for (auto& z : zero) z = _mm512_setzero_ps();
+    put(0, zero);
+    for (std::size_t yp = 1; yp <= last; ++yp) {
+      const float* src = x + (yp - 1) * W + e0;
+      const __m512 v0 = _mm512_maskz_loadu_ps(m0, src);
+      const __m512 v1 = _mm512_maskz_loadu_ps(m1, src + 16);
+      __m512 d[kAlpha], o[kAlpha];
+      for (std::size_t c = 0; c < kAlpha; ++c) d[c] = _mm512_permutex2var_ps(v0, idx[c], v1);
+      input_1d(d, o);
+      put(yp, o);
+    }
+    for (std::size_t yp = last + 1; yp < rows; ++yp) put(yp, zero);
+  }
+}
+
+/// Input, second half: B^T along the tile columns, from one plane's unfolded rows
+/// (stage[(r*6 + j) * ts + tile], tile < T) to V[(i*6 + j) * pos_stride + tile].
+inline void transform_columns_in(const float* stage, std::size_t ts, std::size_t T, float* v,
+                                 std::size_t pos_stride) {
+  for (std::size_t f0 = 0; f0 < T; f0 += 16) {
+    const __mmask16 ln = lanes(std::ptrdiff_t(T - f0));
+    for (std::size_t j = 0; j < kAlpha; ++j) {
+      __m512 d[kAlpha], o[kAlpha];
+      for (std::size_t r = 0; r < kAlpha; ++r) d[r] = _mm512_loadu_ps(stage + (r * kAlpha + j) * ts + f0);
+      input_1d(d, o);
+      for (std::size_t i = 0; i < kAlpha; ++i) _mm512_mask_storeu_ps(v + (i * kAlpha + j) * pos_stride + f0, ln, o[i]);
     }
   }
 }
 
-/// Input, second half, in place over whole rows of V: B^T along the tile columns.
-inline void transform_columns_in(float* v, std::size_t rows, std::size_t N, std::size_t Ns,
-                                  std::size_t pos_stride) {
-  for (std::size_t k = 0; k < rows; ++k)
-    for (std::size_t f0 = 0; f0 < N; f0 += 16) {
-      // Lanes past N (the row padding) stay untouched.
-      const __mmask16 ln = lanes(std::ptrdiff_t(N - f0));
-      for (std::size_t j = 0; j < kAlpha; ++j) {
-        float* p = v + k * Ns + f0 + j * pos_stride;
-        __m512 d[kAlpha], o[kAlpha];
-        for (std::size_t r = 0; r < kAlpha; ++r) d[r] = _mm512_maskz_loadu_ps(ln, p + r * kAlpha * pos_stride);
-        input_1d(d, o);
-        for (std::size_t i = 0; i < kAlpha; ++i) _mm512_mask_storeu_ps(p + i * kAlpha * pos_stride, ln, o[i]);
-      }
+/// Output, first half: A^T along the tile columns, from M[(i*6 + j) * pos_stride + tile]
+/// to one plane's stage[(a*6 + j) * ts + tile], a < 4.
+inline void transform_columns_out(const float* m, std::size_t pos_stride, std::size_t T, float* stage,
+                                  std::size_t ts) {
+  for (std::size_t f0 = 0; f0 < T; f0 += 16) {
+    const __mmask16 ln = lanes(std::ptrdiff_t(T - f0));
+    for (std::size_t j = 0; j < kAlpha; ++j) {
+      __m512 d[kAlpha], o[kM];
+      for (std::size_t i = 0; i < kAlpha; ++i) d[i] = _mm512_maskz_loadu_ps(ln, m + (i * kAlpha + j) * pos_stride + f0);
+      output_1d(d, o);
+      for (std::size_t a = 0; a < kM; ++a) _mm512_storeu_ps(stage + (a * kAlpha + j) * ts + f0, o[a]);
     }
-}
-
-/// Output, first half, in place: A^T along the tile columns, rows (a*6 + j) for a < 4.
-inline void transform_columns_out(float* m, std::size_t rows, std::size_t N, std::size_t Ns,
-                                  std::size_t pos_stride) {
-  for (std::size_t k = 0; k < rows; ++k)
-    for (std::size_t f0 = 0; f0 < N; f0 += 16) {
-      // Lanes past N (the row padding) stay untouched.
-      const __mmask16 ln = lanes(std::ptrdiff_t(N - f0));
-      for (std::size_t j = 0; j < kAlpha; ++j) {
-        float* p = m + k * Ns + f0 + j * pos_stride;
-        __m512 d[kAlpha], o[kM];
-        for (std::size_t i = 0; i < kAlpha; ++i) d[i] = _mm512_maskz_loadu_ps(ln, p + i * kAlpha * pos_stride);
-        output_1d(d, o);
-        for (std::size_t a = 0; a < kM; ++a) _mm512_mask_storeu_ps(p + a * kAlpha * pos_stride, ln, o[a]);
-      }
-    }
+  }
 }
 
 /// Output, second half: A^T along each tile row, the 4 column phases interleaved into the
@@ -201,29 +240,204 @@ inline void fold_rows(const float* m, std::size_t pos_stride, std::size_t H, std
   const __m512i quad_lo = _mm512_set_epi32(23, 22, 7, 6, 21, 20, 5, 4, 19, 18, 3, 2, 17, 16, 1, 0);
   const __m512i quad_hi = _mm512_set_epi32(31, 30, 15, 14, 29, 28, 13, 12, 27, 26, 11, 10, 25, 24, 9, 8);
   const __m512 bv = _mm512_set1_ps(bias);
-  for (std::size_t yy = 0; yy < H; ++yy) {
-    const float* row_in = m + (yy % 4) * kAlpha * pos_stride + (yy / 4) * g.tW;
-    float* row = y + yy * W;
-    const float* res = residual ? residual + yy * W : nullptr;
-    for (std::size_t t0 = 0; t0 < g.tW; t0 += 8) {
+  for (std::size_t t0 = 0; t0 < g.tW; t0 += 8) {
+    // 8 tiles = 32 output columns per step, two masked vectors.
+    const std::ptrdiff_t x0 = std::ptrdiff_t(t0 * kM);
+    const __mmask16 st0 = lanes(std::ptrdiff_t(W) - x0), st1 = lanes(std::ptrdiff_t(W) - x0 - 16);
+    for (std::size_t yy = 0; yy < H; ++yy) {
+      const float* in = m + (yy % 4) * kAlpha * pos_stride + (yy / 4) * g.tW + t0;
       __m512 d[kAlpha], q[kM];
-      for (std::size_t j = 0; j < kAlpha; ++j) d[j] = _mm512_loadu_ps(row_in + j * pos_stride + t0);
+      for (std::size_t j = 0; j < kAlpha; ++j) d[j] = _mm512_loadu_ps(in + j * pos_stride);
       output_1d(d, q);
       const __m512 p01 = _mm512_permutex2var_ps(q[0], pair, q[1]);  // q0[0] q1[0] q0[1] q1[1] ...
       const __m512 p23 = _mm512_permutex2var_ps(q[2], pair, q[3]);
-      const __m512 out[2] = {_mm512_permutex2var_ps(p01, quad_lo, p23), _mm512_permutex2var_ps(p01, quad_hi, p23)};
-      for (std::size_t h = 0; h < 2; ++h) {
-        const std::ptrdiff_t x0 = std::ptrdiff_t(t0 * kM + 16 * h);
-        const __mmask16 st = lanes(std::ptrdiff_t(W) - x0);
-        if (!st) break;
-        __m512 o = _mm512_add_ps(out[h], bv);
-        if (res) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(st, res + x0));
-        _mm512_mask_storeu_ps(row + x0, st, o);
+      __m512 o0 = _mm512_add_ps(_mm512_permutex2var_ps(p01, quad_lo, p23), bv);
+      __m512 o1 = _mm512_add_ps(_mm512_permutex2var_ps(p01, quad_hi, p23), bv);
+      float* row = y + yy * W + x0;
+      if (residual) {
+        const float* res = residual + yy * W + x0;
+        o0 = _mm512_add_ps(o0, _mm512_maskz_loadu_ps(st0, res));
+        o1 = _mm512_add_ps(o1, _mm512_maskz_loadu_ps(st1, res + 16));
       }
+      _mm512_mask_storeu_ps(row, st0, o0);
+      _mm512_mask_storeu_ps(row + 16, st1, o1);
     }
   }
 }
 
+/// sum of x[i] * y[i], i < n.
+inline float dot(const float* x, const float* y, std::size_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (std::size_t p = 0; p < n; p += 16) {
+    const __mmask16 mk = lanes(std::ptrdiff_t(n - p));
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + p), _mm512_maskz_loadu_ps(mk, y + p), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+/// One dimension of A d for the weight gradient (4 -> 6): the transpose of output_1d.
+__attribute__((always_inline)) inline void grad_1d(const __m512 (&d)[kM], __m512 (&o)[kAlpha]) {
+  const __m512 s02 = _mm512_add_ps(d[0], d[2]), s13 = _mm512_add_ps(d[1], d[3]);
+  const __m512 f02 = _mm512_fmadd_ps(_mm512_set1_ps(4.f), d[2], d[0]);                   // d0 + 4 d2
+  const __m512 f13 = _mm512_fmadd_ps(_mm512_set1_ps(8.f), d[3], _mm512_add_ps(d[1], d[1]));  // 2 d1 + 8 d3
+  o[0] = d[0];
+  o[1] = _mm512_add_ps(s02, s13);
+  o[2] = _mm512_sub_ps(s02, s13);
+  o[3] = _mm512_add_ps(f02, f13);
+  o[4] = _mm512_sub_ps(f02, f13);
+  o[5] = d[3];
+}
+
+/// Output-gradient tiles, first half: channel plane dy (H x W) cut into 4x4 tiles (zero past
+/// the edges, which the forward discarded), A applied along each tile row:
+/// stage[(a*6 + j) * ts + tile] for tile row a of every tile.
+inline void unfold_grad_rows(const float* dy, std::size_t H, std::size_t W, const Grid& g, float* stage,
+                             std::size_t ts) {
+  const __m512i four_t = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 28, 24, 20, 16, 12, 8, 4, 0);
+  __m512i idx[kM];
+  for (std::size_t b = 0; b < kM; ++b) idx[b] = _mm512_add_epi32(four_t, _mm512_set1_epi32(int(b)));
+  for (std::size_t t0 = 0; t0 < g.tW; t0 += 8) {
+    const __mmask16 st = lanes(std::ptrdiff_t(std::min<std::size_t>(8, g.tW - t0)));
+    const std::ptrdiff_t x0 = std::ptrdiff_t(4 * t0);
+    const __mmask16 m0 = lanes(std::ptrdiff_t(W) - x0), m1 = lanes(std::ptrdiff_t(W) - x0 - 16);
+    for (std::size_t yy = 0; yy < 4 * g.tH; ++yy) {
+      __m512 o[kAlpha];
+      if (yy < H) {
+        const float* src = dy + yy * W + x0;
+        const __m512 v0 = _mm512_maskz_loadu_ps(m0, src), v1 = _mm512_maskz_loadu_ps(m1, src + 16);
+        __m512 d[kM];
+        for (std::size_t b = 0; b < kM; ++b) d[b] = _mm512_permutex2var_ps(v0, idx[b], v1);
+        grad_1d(d, o);
+      } else {
+        for (auto& e : o) e = _mm512_setzero_ps();
+      }
+      float* dst = stage + (yy % 4) * kAlpha * ts + (yy / 4) * g.tW + t0;
+      for (std::size_t j = 0; j < kAlpha; ++j) _mm512_mask_storeu_ps(dst + j * ts, st, o[j]);
+    }
+  }
+}
+
+/// Output-gradient tiles, second half: A along the tile columns, from the stage to
+/// dM[(i*6 + j) * pos_stride + n], n < N.
+inline void transform_columns_grad(const float* stage, std::size_t ts, std::size_t N, float* dm,
+                                   std::size_t pos_stride) {
+  for (std::size_t f0 = 0; f0 < N; f0 += 16) {
+    const __mmask16 ln = lanes(std::ptrdiff_t(N - f0));
+    for (std::size_t j = 0; j < kAlpha; ++j) {
+      __m512 d[kM], o[kAlpha];
+      for (std::size_t a = 0; a < kM; ++a) d[a] = _mm512_loadu_ps(stage + (a * kAlpha + j) * ts + f0);
+      grad_1d(d, o);
+      for (std::size_t i = 0; i < kAlpha; ++i) _mm512_mask_storeu_ps(dm + (i * kAlpha + j) * pos_stride + f0, ln, o[i]);
+    }
+  }
+}
+
+/// Lane 4q + e of the result: the sum of the 16 lanes of acc[4e + q] (a transposed order).
+__attribute__((always_inline)) inline __m512 reduce16(__m512 (&acc)[16]) {
+  // Halve the lanes four times, pairing vectors: 8 + 4 + 2 + 1 adds instead of 16 full reductions.
+  __m512 h8[8], h4[4], h2[2];
+  for (int k = 0; k < 8; ++k) {
+    const __m512 lo = _mm512_shuffle_f32x4(acc[2 * k], acc[2 * k + 1], 0x44);  // a.q0 a.q1 b.q0 b.q1
+    const __m512 hi = _mm512_shuffle_f32x4(acc[2 * k], acc[2 * k + 1], 0xEE);  // a.q2 a.q3 b.q2 b.q3
+    h8[k] = _mm512_add_ps(lo, hi);  // 8 partial sums of a, then of b
+  }
+  for (int k = 0; k < 4; ++k) {
+    const __m512 lo = _mm512_shuffle_f32x4(h8[2 * k], h8[2 * k + 1], 0x88);  // a.q0 b.q0 c.q0 d.q0
+    const __m512 hi = _mm512_shuffle_f32x4(h8[2 * k], h8[2 * k + 1], 0xDD);  // a.q1 b.q1 c.q1 d.q1
+    h4[k] = _mm512_add_ps(lo, hi);  // per 128-bit quarter: 4 partial sums of one vector
+  }
+  for (int k = 0; k < 2; ++k) {
+    const __m512 lo = _mm512_shuffle_ps(h4[2 * k], h4[2 * k + 1], 0x44);  // x0 x1 y0 y1 per quarter
+    const __m512 hi = _mm512_shuffle_ps(h4[2 * k], h4[2 * k + 1], 0xEE);  // x2 x3 y2 y3
+    h2[k] = _mm512_add_ps(lo, hi);
+  }
+  const __m512 lo = _mm512_shuffle_ps(h2[0], h2[1], 0x88);  // x0 y0 z0 w0 per quarter
+  const __m512 hi = _mm512_shuffle_ps(h2[0], h2[1], 0xDD);
+  return _mm512_add_ps(lo, hi);
+}
+
+/// C[M x K] += A (M x L, rows lda apart) * B (K x L, rows ldb apart)^T: 4 x 4 dot products
+/// per tile, vectorised over L and reduced once (the weight gradient's small GEMMs).
+inline void gemm_nt_rows(std::size_t M, std::size_t K, std::size_t L, const float* a, std::size_t lda, const float* b,
+                         std::size_t ldb, float* c, std::size_t ldc) {
+  const std::size_t full = L / 16 * 16;
+  const __mmask16 tail = lanes(std::ptrdiff_t(L - full));
+  std::size_t m0 = 0;
+  for (; m0 + 4 <= M; m0 += 4) {
+    std::size_t k0 = 0;
+    for (; k0 + 4 <= K; k0 += 4) {
+      __m512 acc[16];
+      for (auto& e : acc) e = _mm512_setzero_ps();
+      auto step = [&](std::size_t p, __mmask16 mk) __attribute__((always_inline)) {
+        __m512 av[4], bv[4];
+        for (int r = 0; r < 4; ++r) av[r] = _mm512_maskz_loadu_ps(mk, a + (m0 + r) * lda + p);
+        for (int q = 0; q < 4; ++q) bv[q] = _mm512_maskz_loadu_ps(mk, b + (k0 + q) * ldb + p);
+        for (int r = 0; r < 4; ++r)
+          for (int q = 0; q < 4; ++q) acc[r * 4 + q] = _mm512_fmadd_ps(av[r], bv[q], acc[r * 4 + q]);
+      };
+      for (std::size_t p = 0; p < full; p += 16) step(p, __mmask16(0xFFFF));
+      if (tail) step(full, tail);
+      const __m512 sums = reduce16(acc);
+      alignas(64) float out[16];
+      _mm512_store_ps(out, sums);
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < 4; ++q) c[(m0 + r) * ldc + k0 + q] += out[q * 4 + r];  // acc[r*4 + q]
+    }
+    for (; k0 < K; ++k0)
+      for (std::size_t r = 0; r < 4; ++r) c[(m0 + r) * ldc + k0] += dot(a + (m0 + r) * lda, b + k0 * ldb, L);
+  }
+  for (; m0 < M; ++m0)
+    for (std::size_t k = 0; k < K; ++k) c[m0 * ldc + k] += dot(a + m0 * lda, b + k * ldb, L);
+}
+
+}  // namespace detail
+#endif
+
+#ifdef SCOREOOD_PACKED_GEMM_AVX512
+namespace detail {
+/// The per-thread buffers of one call: V, M (or dM) and the two L1 stages.
+struct Buffers {
+  Grid gr;
+  std::size_t G, plane_in, plane_out, ts, stage_size;
+  float *V, *M, *stage;
+  Buffers(const Shape& s, std::size_t images, std::size_t group_scale = 1) {
+    gr.tW = s.tiles_w();
+    gr.tH = s.tiles_h();
+    gr.T = gr.tW * gr.tH;
+    G = std::min(images, group_size(s) * group_scale);
+    plane_in = plane_out = s.height * s.width;
+    const std::size_t ns_max = (G * gr.T + 15) / 16 * 16;
+    // Position strides are one cache line more than their rows: a multiple of 4 KB would put the
+    // 36 rows a transform touches at once into the same L1 set.
+    V = align64(scratch<float>(Scratch::wino_v, kPositions * (s.in * ns_max + 16) + 16));
+    M = align64(scratch<float>(Scratch::wino_m, kPositions * (s.out * ns_max + 16) + 16));
+    // One channel's half-transformed tiles (all images of the group) live in L1 (36 rows of ts):
+    // two of them, so that each is read back one channel of work after it was stored (no stalls
+    // on store forwarding).
+    ts = ns_max + 16;
+    stage_size = kPositions * ts + 16;
+    stage = align64(scratch<float>(Scratch::wino_small, 2 * stage_size + 16));
+  }
+  /// Starts the group of g images: sets N, returns the position strides of V and M.
+  std::pair<std::size_t, std::size_t> begin(const Shape& s, std::size_t g) {
+    gr.N = g * gr.T;
+    gr.Ns = (gr.N + 15) / 16 * 16;
+    return {s.in * gr.Ns + 16, s.out * gr.Ns + 16};
+  }
+  float* stage_for(std::size_t k) const { return stage + (k % 2) * stage_size; }
+
+  /// V = B^T x B for images n0 .. n0 + g of x. Unfolds channel c of every image while
+  /// finishing channel c - 1: its column transform runs over whole rows of V (aligned
+  /// vectors, 16 tiles each, whatever the image size).
+  void transform_input(const Shape& s, const float* x, std::size_t n0, std::size_t g, std::size_t vs) {
+    for (std::size_t c = 0; c <= s.in; ++c) {
+      if (c < s.in)
+        for (std::size_t j = 0; j < g; ++j)
+          unfold_rows(x + ((n0 + j) * s.in + c) * plane_in, s.height, s.width, gr, stage_for(c) + j * gr.T, ts);
+      if (c > 0) transform_columns_in(stage_for(c - 1), ts, gr.N, V + (c - 1) * gr.Ns, vs);
+    }
+  }
+};
 }  // namespace detail
 #endif
 
@@ -234,42 +448,59 @@ inline void conv3x3(const float* U, const Shape& s, const float* x, std::size_t 
                     const float* residual, float* y) {
 #ifdef SCOREOOD_PACKED_GEMM_AVX512
   using namespace detail;
-  Grid gr;
-  gr.tW = s.tiles_w();
-  gr.tH = s.tiles_h();
-  gr.T = gr.tW * gr.tH;
-  const std::size_t G = std::min(images, group_size(s));
-  const std::size_t plane = s.height * s.width, ps = packed_lhs_size<float>(s.out, s.in);
-  const std::size_t ns_max = (G * gr.T + 15) / 16 * 16;
-  // +16: the interleave's vector loads read past the last row of M.
-  // Position strides are one cache line more than their rows: a multiple of 4 KB would put the
-  // 36 rows a transform touches at once into the same L1 set (measured: unfolding 2x slower).
-  float* V = scratch<float>(Scratch::wino_v, kPositions * (s.in * ns_max + 16) + 16);
-  float* M = scratch<float>(Scratch::wino_m, kPositions * (s.out * ns_max + 16) + 16);
-  for (std::size_t n0 = 0; n0 < images; n0 += G) {
-    const std::size_t g = std::min(G, images - n0);
-    gr.N = g * gr.T;
-    gr.Ns = (gr.N + 15) / 16 * 16;
-    const std::size_t vs = s.in * gr.Ns + 16, ms = s.out * gr.Ns + 16;  // position strides
-    // Whole passes over the group (not channel by channel): a pass reads what the previous
-    // one stored long before, so loads never wait on store forwarding.
-    for (std::size_t c = 0; c < s.in; ++c)
-      for (std::size_t j = 0; j < g; ++j)
-        unfold_rows(x + ((n0 + j) * s.in + c) * plane, s.height, s.width, gr, V + c * gr.Ns + j * gr.T, vs);
-    transform_columns_in(V, s.in, gr.N, gr.Ns, vs);
+  Buffers w(s, images);
+  const std::size_t ps = packed_lhs_size<float>(s.out, s.in);
+  for (std::size_t n0 = 0; n0 < images; n0 += w.G) {
+    const std::size_t g = std::min(w.G, images - n0);
+    const auto [vs, ms] = w.begin(s, g);
+    w.transform_input(s, x, n0, g, vs);
     for (std::size_t pos = 0; pos < kPositions; ++pos)
-      gemm_packed<float>(U + pos * ps, s.out, s.in, V + pos * vs, gr.Ns, gr.N, M + pos * ms, gr.Ns, false);
-    transform_columns_out(M, s.out, gr.N, gr.Ns, ms);
-    for (std::size_t j = 0; j < g; ++j)
-      for (std::size_t o = 0; o < s.out; ++o) {
-        const std::size_t off = ((n0 + j) * s.out + o) * plane;
-        fold_rows(M + o * gr.Ns + j * gr.T, ms, s.height, s.width, gr, bias ? bias[o] : 0.f,
-                  residual ? residual + off : nullptr, y + off);
-      }
+      gemm_packed<float>(U + pos * ps, s.out, s.in, w.V + pos * vs, w.gr.Ns, w.gr.N, w.M + pos * ms, w.gr.Ns, false);
+    for (std::size_t o = 0; o <= s.out; ++o) {
+      if (o < s.out) transform_columns_out(w.M + o * w.gr.Ns, ms, w.gr.N, w.stage_for(o), w.ts);
+      if (o > 0)
+        for (std::size_t j = 0; j < g; ++j) {
+          const std::size_t off = ((n0 + j) * s.out + o - 1) * w.plane_out;
+          fold_rows(w.stage_for(o - 1) + j * w.gr.T, w.ts, s.height, s.width, w.gr, bias ? bias[o - 1] : 0.f,
+                    residual ? residual + off : nullptr, y + off);
+        }
+    }
   }
 #else
   (void)U, (void)s, (void)x, (void)images, (void)bias, (void)residual, (void)y;
   throw std::logic_error("winograd::conv3x3: needs the native AVX-512 float kernel");
+#endif
+}
+
+/// The weight gradient of conv3x3 in the Winograd domain, accumulated:
+/// dU[pos][o][i] += sum over the tiles of `images` images of (A dY A^T)[pos][o] * (B^T x B)[pos][i],
+/// x the forward input (s.in channels), dy the output gradient (s.out channels), both NCHW.
+/// weight_grad() maps dU (36 * s.out * s.in floats) to the 3x3 kernels. Single-threaded.
+inline void conv3x3_grad_u(const Shape& s, const float* x, const float* dy, std::size_t images, float* dU) {
+#ifdef SCOREOOD_PACKED_GEMM_AVX512
+  using namespace detail;
+  // Groups 4x the forward's: the dot products over the group's tiles reduce once per group, so
+  // longer rows pay (measured at batch 128, one core: backward 10-25 % faster than 1x; 2x-16x
+  // within noise of each other).
+  Buffers w(s, images, 4);
+  for (std::size_t n0 = 0; n0 < images; n0 += w.G) {
+    const std::size_t g = std::min(w.G, images - n0);
+    const auto [vs, ms] = w.begin(s, g);
+    w.transform_input(s, x, n0, g, vs);
+    for (std::size_t o = 0; o <= s.out; ++o) {
+      if (o < s.out)
+        for (std::size_t j = 0; j < g; ++j)
+          unfold_grad_rows(dy + ((n0 + j) * s.out + o) * w.plane_out, s.height, s.width, w.gr,
+                           w.stage_for(o) + j * w.gr.T, w.ts);
+      if (o > 0) transform_columns_grad(w.stage_for(o - 1), w.ts, w.gr.N, w.M + (o - 1) * w.gr.Ns, ms);
+    }
+    for (std::size_t pos = 0; pos < kPositions; ++pos)
+      gemm_nt_rows(s.out, s.in, w.gr.N, w.M + pos * ms, w.gr.Ns, w.V + pos * vs, w.gr.Ns, dU + pos * s.out * s.in,
+                   s.in);
+  }
+#else
+  (void)s, (void)x, (void)dy, (void)images, (void)dU;
+  throw std::logic_error("winograd::conv3x3_grad_u: needs the native AVX-512 float kernel");
 #endif
 }
 

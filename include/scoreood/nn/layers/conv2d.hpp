@@ -16,9 +16,9 @@
  *    backward-filter  dW  += dY_n * shifted(pad(x_n))^T    (NT dot-product kernel over groups of images;
  *                                                           per-thread accumulators, reduced in parallel)
  *  3x3 convolutions with stride 1 and padding 1 (float, AVX-512, at least 8
- *  channels in and out) use Winograd's F(4x4, 3x3) instead for the forward and
- *  backward-data passes (cpu/winograd.hpp: 4x fewer multiplies, results
- *  within float rounding of the direct path); set_algorithm(direct) turns it off.
+ *  channels in and out) use Winograd's F(4x4, 3x3) instead for all three
+ *  passes (cpu/winograd.hpp: 4x fewer multiplies; results within ~1e-5
+ *  relative of the direct path); set_algorithm(direct) turns it off.
  *  Other convolutions (stride 2, double, no AVX-512) unfold one image
  *  (im2col, skipped for 1x1 stride-1) and use the packed kernel or Eigen,
  *  with col2im for backward-data. Batches smaller than the thread count run
@@ -308,7 +308,7 @@ class Conv2d {
   const float* winograd_weights(bool data) const {
     const std::size_t Co = spec_.out, Ci = spec_.in, rows = data ? Ci : Co, cols = data ? Co : Ci;
     float* U = cpu::scratch<float>(cpu::Scratch::wino_u, cpu::winograd::weights_size(rows, cols));
-    float* tmp = cpu::scratch<float>(cpu::Scratch::wino_small, rows * cols);
+    float* tmp = cpu::scratch<float>(cpu::Scratch::wino_small, cpu::winograd::kPositions * rows * cols);
     const T* w = weight_.value();
     if (data)
       cpu::winograd::transform_weights(
@@ -415,14 +415,14 @@ class Conv2d {
     T* dxd = dx ? dx->data() : nullptr;
     const int nt = std::min(kMaxThreads, cpu::threads_for(N, double(M) * double(K) * double(P) * (dx ? 2 : 1)));
     T* accs[kMaxThreads] = {};
-    const bool dir = direct(g);
-    // Backward-data by Winograd: a 3x3 same convolution of dY with W^T flipped.
-    const bool wdata = dx && winograd(g);
-    const float* Ud = nullptr;
+    // 3x3 same convolutions run both gradients by Winograd; the others directly or unfolded.
+    const bool wino = winograd(g);
+    const bool dir = !wino && direct(g);
+    const float* Ud = nullptr;  // backward-data: a 3x3 same convolution of dY with W^T flipped
     if constexpr (std::is_same_v<T, float>)
-      if (wdata) Ud = winograd_weights(true);
+      if (wino && dx) Ud = winograd_weights(true);
     // W^T for backward-data; with the direct path W^T with flipped taps (a convolution of dY).
-    const T* pa = !dx || wdata ? nullptr : dir ? pack_weight_flipped() : pack_weight(true, K, M);
+    const T* pa = !dx || wino ? nullptr : dir ? pack_weight_flipped() : pack_weight(true, K, M);
     const Direct fd = dir ? direct_layout(g) : Direct{};
     const Direct dd = dir && dx ? data_layout(g) : Direct{};
     const std::ptrdiff_t* off = dir ? tap_offsets(g.channels, fd.plane, fd.Wp, 0) : nullptr;
@@ -450,11 +450,29 @@ class Conv2d {
         acc_w = acc;
         acc_b = gb ? acc + M * K : nullptr;
       }
-      if (dir) {
-        if constexpr (std::is_same_v<T, float>)
-          if (wdata && n1 > n0)
-            cpu::winograd::conv3x3(Ud, cpu::winograd::Shape{M, g.channels, g.out_h, g.out_w}, dyd + n0 * M * P,
-                                   n1 - n0, nullptr, nullptr, dxd + n0 * g.image_size());
+      if (wino) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (n1 > n0) {
+            namespace wg = cpu::winograd;
+            const std::size_t C = g.channels;
+            if (dx)
+              wg::conv3x3(Ud, wg::Shape{M, C, g.height, g.width}, dyd + n0 * M * P, n1 - n0, nullptr, nullptr,
+                          dxd + n0 * g.image_size());
+            // dW in the Winograd domain over this thread's images, then mapped back once.
+            const std::size_t du_size = wg::kPositions * M * C;
+            float* dU = cpu::scratch<float>(cpu::Scratch::wino_grad, du_size);
+            std::fill(dU, dU + du_size, 0.f);
+            wg::conv3x3_grad_u(wg::Shape{C, M, g.height, g.width}, xd + n0 * g.image_size(), dyd + n0 * M * P,
+                               n1 - n0, dU);
+            wg::weight_grad(dU, M, C, [&](std::size_t o, std::size_t i, std::size_t ky, std::size_t kx, double v) {
+              acc_w[o * K + (i * 3 + ky) * 3 + kx] += float(v);
+            });
+            if (acc_b)
+              for (std::size_t n = n0; n < n1; ++n)
+                for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyd + n * M * P + m * P, P);
+          }
+        }
+      } else if (dir) {
         T* xps = cpu::scratch<T>(cpu::Scratch::col, G * fd.padded_size);
         // With "same" padding (q == p) the backward-data copy of dY, padded by q on the
         // forward's padded width, is also the backward-filter's A: its rows read from
@@ -462,8 +480,8 @@ class Conv2d {
         const bool shared = dx && dd.Wp == fd.Wp && dd.Hp == g.out_h + 2 * pad_;
         const std::size_t a_stride = shared ? dd.padded_size : M * L;
         T* dys = cpu::scratch<T>(cpu::Scratch::dcol, G * a_stride);
-        T* dyq = dx && !shared && !wdata ? cpu::scratch<T>(cpu::Scratch::temp, dd.padded_size) : nullptr;
-        T* dxw = dx && !wdata ? cpu::scratch<T>(cpu::Scratch::wide, g.channels * g.height * dd.Wp) : nullptr;
+        T* dyq = dx && !shared ? cpu::scratch<T>(cpu::Scratch::temp, dd.padded_size) : nullptr;
+        T* dxw = dx ? cpu::scratch<T>(cpu::Scratch::wide, g.channels * g.height * dd.Wp) : nullptr;
         const T* as[cpu::kNtMaxGroup];
         const T* bs[cpu::kNtMaxGroup];
         for (std::size_t nb = n0; nb < n1; nb += G) {
@@ -484,17 +502,14 @@ class Conv2d {
             bs[j] = xp;
             if (acc_b)
               for (std::size_t m = 0; m < M; ++m) acc_b[m] += cpu::kernels::sum(dyn + m * P, P);
-            if (dx && (shared || !wdata)) {
+            if (dx) {
               // backward-data: dx = conv(dY padded by q, flipped W^T), on the padded width, compacted.
-              // (With Winograd only the padded dY the backward-filter shares.)
               const std::size_t q = (g.kernel - 1) * g.dilation - pad_;
               T* dq = shared ? dyw : dyq;
               cpu::pad_planes(dyn, M, g.out_h, g.out_w, q, q, q, q, dd.slack, dq);
-              if (!wdata) {
-                const std::size_t Nw = g.height * dd.Wp;
-                cpu::gemm_packed_offsets<T>(pa, g.channels, K / g.channels * M, dq, offd, Nw, dxw, Nw, false);
-                cpu::compact_rows(dxw, g.channels, g.height, g.width, dd.Wp, dxd + n * g.image_size());
-              }
+              const std::size_t Nw = g.height * dd.Wp;
+              cpu::gemm_packed_offsets<T>(pa, g.channels, K / g.channels * M, dq, offd, Nw, dxw, Nw, false);
+              cpu::compact_rows(dxw, g.channels, g.height, g.width, dd.Wp, dxd + n * g.image_size());
             }
           }
           // backward-filter: dW[M, (c, ky, kx)] += dY_n * shifted padded x_n, over the group.
