@@ -202,19 +202,28 @@ inline void unfold_rows(const float* x, std::size_t H, std::size_t W, const Grid
   }
 }
 
-/// Input, second half: B^T along the tile columns, from one plane's unfolded rows
+/// The column half of a 6-output transform: for every tile n < N and column j, the In rows
+/// stage[(r*6 + j) * ts + n] go through f (In -> 6) to dst[(i*6 + j) * pos_stride + n].
+template <std::size_t In, class F>
+inline void columns_to_positions(const float* stage, std::size_t ts, std::size_t N, float* dst,
+                                 std::size_t pos_stride, F f) {
+  for (std::size_t f0 = 0; f0 < N; f0 += 16) {
+    const __mmask16 ln = lanes(std::ptrdiff_t(N - f0));
+    for (std::size_t j = 0; j < kAlpha; ++j) {
+      __m512 d[In], o[kAlpha];
+      for (std::size_t r = 0; r < In; ++r) d[r] = _mm512_loadu_ps(stage + (r * kAlpha + j) * ts + f0);
+      f(d, o);
+      for (std::size_t i = 0; i < kAlpha; ++i) _mm512_mask_storeu_ps(dst + (i * kAlpha + j) * pos_stride + f0, ln, o[i]);
+    }
+  }
+}
+
+/// Input, second half: B^T along the tile columns, from the unfolded rows
 /// (stage[(r*6 + j) * ts + tile], tile < T) to V[(i*6 + j) * pos_stride + tile].
 inline void transform_columns_in(const float* stage, std::size_t ts, std::size_t T, float* v,
                                  std::size_t pos_stride) {
-  for (std::size_t f0 = 0; f0 < T; f0 += 16) {
-    const __mmask16 ln = lanes(std::ptrdiff_t(T - f0));
-    for (std::size_t j = 0; j < kAlpha; ++j) {
-      __m512 d[kAlpha], o[kAlpha];
-      for (std::size_t r = 0; r < kAlpha; ++r) d[r] = _mm512_loadu_ps(stage + (r * kAlpha + j) * ts + f0);
-      input_1d(d, o);
-      for (std::size_t i = 0; i < kAlpha; ++i) _mm512_mask_storeu_ps(v + (i * kAlpha + j) * pos_stride + f0, ln, o[i]);
-    }
-  }
+  columns_to_positions<kAlpha>(stage, ts, T, v, pos_stride,
+                               [](const __m512(&d)[kAlpha], __m512(&o)[kAlpha]) { input_1d(d, o); });
 }
 
 /// Output, first half: A^T along the tile columns, from M[(i*6 + j) * pos_stride + tile]
@@ -321,15 +330,8 @@ inline void unfold_grad_rows(const float* dy, std::size_t H, std::size_t W, cons
 /// dM[(i*6 + j) * pos_stride + n], n < N.
 inline void transform_columns_grad(const float* stage, std::size_t ts, std::size_t N, float* dm,
                                    std::size_t pos_stride) {
-  for (std::size_t f0 = 0; f0 < N; f0 += 16) {
-    const __mmask16 ln = lanes(std::ptrdiff_t(N - f0));
-    for (std::size_t j = 0; j < kAlpha; ++j) {
-      __m512 d[kM], o[kAlpha];
-      for (std::size_t a = 0; a < kM; ++a) d[a] = _mm512_loadu_ps(stage + (a * kAlpha + j) * ts + f0);
-      grad_1d(d, o);
-      for (std::size_t i = 0; i < kAlpha; ++i) _mm512_mask_storeu_ps(dm + (i * kAlpha + j) * pos_stride + f0, ln, o[i]);
-    }
-  }
+  columns_to_positions<kM>(stage, ts, N, dm, pos_stride,
+                           [](const __m512(&d)[kM], __m512(&o)[kAlpha]) { grad_1d(d, o); });
 }
 
 /// Lane 4q + e of the result: the sum of the 16 lanes of acc[4e + q] (a transposed order).
