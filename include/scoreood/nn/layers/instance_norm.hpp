@@ -78,28 +78,56 @@ inline constexpr double kNormEps = 1e-5;  // both epsilons of NCSN's definition
 inline constexpr std::size_t kLanes = 16;
 inline constexpr std::size_t kBlock = 256;  // elements per partial before folding into double
 
+#if defined(__AVX512F__)
+/// Adds the 16 float lanes of v, widened to double, into (lo, hi).
+inline void fold_to_double(__m512 v, __m512d& lo, __m512d& hi) {
+  lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+  hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+inline double reduce_double(__m512d lo, __m512d hi) { return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi)); }
+#endif
+
 /// sum(x - k) and sum((x - k)^2) over a plane.
 template <class T>
 void plane_sums(const T* x, std::size_t P, T k, double& s, double& s2) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    // x is read once (this pass streams it from memory): two independent
+    // register accumulators per sum hide the add latency; each lane holds at
+    // most kBlock / 32 terms before it is widened into double, in registers.
+    const __m512 kv = _mm512_set1_ps(k);
+    __m512d s_lo = _mm512_setzero_pd(), s_hi = s_lo, q_lo = s_lo, q_hi = s_lo;
+    std::size_t p = 0;
+    while (p < P) {
+      const std::size_t e = std::min(P, p + kBlock);
+      __m512 a1 = _mm512_setzero_ps(), b1 = a1, a2 = a1, b2 = a1;
+      for (; p + 32 <= e; p += 32) {
+        const __m512 u = _mm512_sub_ps(_mm512_loadu_ps(x + p), kv);
+        const __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + p + 16), kv);
+        a1 = _mm512_add_ps(a1, u);
+        a2 = _mm512_fmadd_ps(u, u, a2);
+        b1 = _mm512_add_ps(b1, v);
+        b2 = _mm512_fmadd_ps(v, v, b2);
+      }
+      for (; p < e; p += 16) {  // 16 at a time, the last one masked
+        const __mmask16 m = e - p >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (e - p)) - 1);
+        const __m512 u = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + p), kv);
+        a1 = _mm512_add_ps(a1, u);
+        a2 = _mm512_fmadd_ps(u, u, a2);
+      }
+      p = e;
+      fold_to_double(_mm512_add_ps(a1, b1), s_lo, s_hi);
+      fold_to_double(_mm512_add_ps(a2, b2), q_lo, q_hi);
+    }
+    s += reduce_double(s_lo, s_hi);
+    s2 += reduce_double(q_lo, q_hi);
+    return;
+  }
+#endif
   for (std::size_t b = 0; b < P; b += kBlock) {
     const std::size_t e = std::min(P, b + kBlock);
     T a1[kLanes] = {}, a2[kLanes] = {};
     std::size_t p = b;
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float> && kLanes == 16) {
-      // The same lanes in registers (GCC keeps the arrays on the stack, a store
-      // and reload per step); a2 as the multiply-add the compiler contracts to.
-      __m512 v1 = _mm512_setzero_ps(), v2 = _mm512_setzero_ps();
-      const __m512 kv = _mm512_set1_ps(k);
-      for (; p + kLanes <= e; p += kLanes) {
-        const __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + p), kv);
-        v1 = _mm512_add_ps(v1, v);
-        v2 = _mm512_fmadd_ps(v, v, v2);
-      }
-      _mm512_storeu_ps(a1, v1);
-      _mm512_storeu_ps(a2, v2);
-    }
-#endif
     for (; p + kLanes <= e; p += kLanes)
       for (std::size_t j = 0; j < kLanes; ++j) {
         const T v = x[p + j] - k;
@@ -116,6 +144,38 @@ void plane_sums(const T* x, std::size_t P, T k, double& s, double& s2) {
       s2 += double(a2[j]);
     }
   }
+}
+
+/// One output plane of the forward: xh = (x - mc) * a (kept in h when h is
+/// not null), y = g * xh + shift, then elu(y) when `elu` (alpha = elu_alpha),
+/// all in one pass while the plane is in cache.
+template <class T>
+void norm_out_plane(const T* src, T* dst, T* h, std::size_t P, T mc, T a, T g, T shift, bool elu, T elu_alpha) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512 mv = _mm512_set1_ps(mc), av = _mm512_set1_ps(a), gv = _mm512_set1_ps(g),
+                 sv = _mm512_set1_ps(shift), ev = _mm512_set1_ps(elu_alpha);
+    for (std::size_t p = 0; p < P; p += 16) {
+      const __mmask16 m = P - p >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (P - p)) - 1);
+      const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, src + p), mv), av);
+      if (h) _mm512_mask_storeu_ps(h + p, m, xh);
+      __m512 y = _mm512_fmadd_ps(gv, xh, sv);
+      if (elu) y = elu_ps(y, ev);
+      _mm512_mask_storeu_ps(dst + p, m, y);
+    }
+    return;
+  }
+#endif
+  if (h) {
+    for (std::size_t p = 0; p < P; ++p) {
+      const T xh = (src[p] - mc) * a;
+      h[p] = xh;
+      dst[p] = g * xh + shift;
+    }
+  } else {
+    for (std::size_t p = 0; p < P; ++p) dst[p] = g * ((src[p] - mc) * a) + shift;
+  }
+  if (elu) Elu<T>::apply(dst, dst, P, elu_alpha);
 }
 
 /// sum(dy) and sum(dy * h) over a plane.
@@ -272,29 +332,17 @@ void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPl
       const T shift = T(double(g) * double(r.alpha[c]) * z + (r.beta ? double(r.beta[c]) : 0.0));
       const T a = T(rstd[c]), mc = T(mu[c]);
       const std::size_t off = (n * C + c) * P;
-      const T* src = xp + off;
-      T* dst = yp + off;
-      if (hp) {
-        T* h = hp + off;
-        for (std::size_t p = 0; p < P; ++p) {
-          const T xh = (src[p] - mc) * a;
-          h[p] = xh;
-          dst[p] = g * xh + shift;
+      norm_out_plane(xp + off, yp + off, hp ? hp + off : nullptr, P, mc, a, g, shift, elu != nullptr,
+                     elu ? elu->alpha() : T(1));
+      if (cache) {
+        if (!hp) {
+          mean_t[n * C + c] = mc;
+          rstd_t[n * C + c] = a;
         }
         cache->z[n * C + c] = z;
         cache->inv_std[n * C + c] = rstd[c];
         cache->d[n * C + c] = mu[c] - M;
-      } else {
-        for (std::size_t p = 0; p < P; ++p) dst[p] = g * ((src[p] - mc) * a) + shift;
-        if (cache) {
-          mean_t[n * C + c] = mc;
-          rstd_t[n * C + c] = a;
-          cache->z[n * C + c] = z;
-          cache->inv_std[n * C + c] = rstd[c];
-          cache->d[n * C + c] = mu[c] - M;
-        }
       }
-      if (elu) Elu<T>::apply(dst, dst, P, elu->alpha());
     }
     if (cache) cache->q[n] = q;
   }
