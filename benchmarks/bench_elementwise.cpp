@@ -52,6 +52,15 @@ void BM_CinEluInfer(benchmark::State& st) {
   set_items(st, c.shape);
 }
 
+void BM_CinInfer(benchmark::State& st) {  // the norm alone, for the ELU's share
+  NormCase c(shape_arg(st));
+  for (auto _ : st) {
+    c.norm.infer(c.x, c.levels, c.y);
+    benchmark::ClobberMemory();
+  }
+  set_items(st, c.shape);
+}
+
 void BM_CinEluForward(benchmark::State& st) {
   NormCase c(shape_arg(st));
   for (auto _ : st) {
@@ -115,6 +124,7 @@ void BM_UpNearestBackward(benchmark::State& st) {
 // SmallUNet's norm shapes: C@28, 2C@14, 2C@7 (width C = 32).
 #define NORM_SHAPES ->Args({32, 28})->Args({64, 14})->Args({64, 7})->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_CinEluInfer) NORM_SHAPES;
+BENCHMARK(BM_CinInfer) NORM_SHAPES;
 BENCHMARK(BM_CinEluForward) NORM_SHAPES;
 BENCHMARK(BM_CinEluBackward) NORM_SHAPES;
 BENCHMARK(BM_Elu)->Args({32, 28})->Unit(benchmark::kMillisecond);

@@ -65,10 +65,14 @@ inline float expm1_nonpos(float x) {
 }
 
 #if defined(__AVX512F__)
-/// The same as expm1_nonpos, 16 lanes at a time.
-inline __m512 expm1_nonpos(__m512 x) {
-  __m512 t = _mm512_min_ps(x, _mm512_setzero_ps());  // min_ps returns the second operand for NaN: 0
-  t = _mm512_max_ps(t, _mm512_set1_ps(kExpClamp));
+/// expm1(x) for lanes with x <= 0 (the same steps as expm1_nonpos); other
+/// lanes (x > 0, NaN) get an unspecified value, which elu_ps discards. The
+/// scaling by 2^n is vscalefps: 2^n p exactly, then one rounding in the add,
+///   expm1(x) = 2^n p + (2^n - 1).
+/// The clamp at -80 keeps 2^n p a normal float (denormals are slow) while
+/// expm1 is already -1 in float there.
+inline __m512 expm1_neg_ps(__m512 x) {
+  const __m512 t = _mm512_max_ps(x, _mm512_set1_ps(-80.f));
   const __m512 magic = _mm512_set1_ps(kRoundMagic);
   const __m512 fn = _mm512_sub_ps(_mm512_fmadd_ps(t, _mm512_set1_ps(kLog2e), magic), magic);
   __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(kLn2Hi), t);
@@ -79,15 +83,14 @@ inline __m512 expm1_nonpos(__m512 x) {
   q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(kC3));
   q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(0.5f));
   const __m512 p = _mm512_fmadd_ps(_mm512_mul_ps(r, r), q, r);
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fn), _mm512_set1_epi32(127)), 23);
-  const __m512 s = _mm512_castsi512_ps(e);
-  return _mm512_fmadd_ps(s, p, _mm512_sub_ps(s, _mm512_set1_ps(1.f)));
+  const __m512 one = _mm512_set1_ps(1.f);
+  return _mm512_add_ps(_mm512_scalef_ps(p, fn), _mm512_sub_ps(_mm512_scalef_ps(one, fn), one));
 }
 
 /// elu(v) = v <= 0 ? alpha * expm1(v) : v, 16 lanes; NaN lanes keep v.
 inline __m512 elu_ps(__m512 v, __m512 alpha) {
   const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ);
-  return _mm512_mask_mul_ps(v, neg, alpha, expm1_nonpos(v));
+  return _mm512_mask_mul_ps(v, neg, alpha, expm1_neg_ps(v));
 }
 #endif
 
