@@ -47,10 +47,15 @@ inline constexpr float kExpClamp = -87.f;
 // Taylor coefficients 1/k! for k = 3..7 (truncation error < 0.3 ulp on |r| <= ln2/2).
 inline constexpr float kC3 = 1.f / 6, kC4 = 1.f / 24, kC5 = 1.f / 120, kC6 = 1.f / 720, kC7 = 1.f / 5040;
 
-/// expm1(min(x, 0)); NaN maps to 0 (a finite value; callers select x back for NaN).
-inline float expm1_nonpos(float x) {
-  float t = x < 0.f ? x : 0.f;
-  t = t > kExpClamp ? t : kExpClamp;
+/// min(x, 0) clamped below at -87; NaN gives -87 (finite, for the conversion to int).
+inline float expm1_arg(float x) {
+  const float t = 0.f < x ? 0.f : x;
+  return kExpClamp < t ? t : kExpClamp;
+}
+
+/// expm1(t) for t in [-87, 0]: straight-line arithmetic (no select, so GCC
+/// vectorises a loop of it even under the default -ftrapping-math).
+inline float expm1_core(float t) {
   const float fn = (t * kLog2e + kRoundMagic) - kRoundMagic;  // round to nearest
   const float r = (t - fn * kLn2Hi) - fn * kLn2Lo;
   float q = kC7;
@@ -63,6 +68,9 @@ inline float expm1_nonpos(float x) {
   const float s = std::bit_cast<float>(std::int32_t((std::int32_t(fn) + 127) << 23));  // 2^n, n in [-126, 0]
   return s * p + (s - 1.f);
 }
+
+/// expm1(min(x, 0)) (NaN gives expm1(-87) = -1; callers select x back for NaN).
+inline float expm1_nonpos(float x) { return expm1_core(expm1_arg(x)); }
 
 #if defined(__AVX512F__)
 /// expm1(x) for lanes with x <= 0 (the same steps as expm1_nonpos); other
@@ -94,6 +102,24 @@ inline __m512 elu_ps(__m512 v, __m512 alpha) {
 }
 #endif
 
+/// The portable ELU's loops, plain functions so that GCC vectorises them.
+namespace elu_loops {
+inline void arg(const float* x, float* t, std::size_t n) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) t[i] = expm1_arg(x[i]);
+}
+inline void core(float* t, std::size_t n) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) t[i] = expm1_core(t[i]);
+}
+/// y = max(x, 0) + a * expm1(min(x, 0)): x for x > 0 (a * 0 added), a * expm1(x)
+/// for x <= 0, NaN for NaN; y may be x (x[i] is read before y[i] is written).
+inline void combine(const float* x, const float* t, float* y, std::size_t n, float a) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) y[i] = (x[i] < 0.f ? 0.f : x[i]) + a * t[i];
+}
+}  // namespace elu_loops
+
 /// y[i] = elu(x[i]) in float for n values; y may be x.
 inline void elu_float(const float* x, float* y, std::size_t n, float a) {
   std::size_t i = 0;
@@ -105,13 +131,17 @@ inline void elu_float(const float* x, float* y, std::size_t n, float a) {
     _mm512_mask_storeu_ps(y + i, m, elu_ps(_mm512_maskz_loadu_ps(m, x + i), av));
   }
 #else
-#pragma omp simd
-  for (std::size_t j = 0; j < n; ++j) {
-    const float v = x[j];
-    const float e = a * expm1_nonpos(v);
-    y[j] = v <= 0.f ? e : v;  // NaN stays NaN
+  // Portable: three simple loops over blocks of 64 (GCC does not if-convert a
+  // select that feeds the exp arithmetic under -ftrapping-math, so the selects
+  // get loops of their own); the block stays in L1.
+  constexpr std::size_t B = 64;
+  alignas(64) float t[B];
+  for (; i < n; i += B) {
+    const std::size_t len = std::min(B, n - i);
+    elu_loops::arg(x + i, t, len);
+    elu_loops::core(t, len);
+    elu_loops::combine(x + i, t, y + i, len, a);
   }
-  i = n;
 #endif
   (void)i;
 }
