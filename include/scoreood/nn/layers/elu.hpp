@@ -118,7 +118,43 @@ inline void combine(const float* x, const float* t, float* y, std::size_t n, flo
 #pragma omp simd
   for (std::size_t i = 0; i < n; ++i) y[i] = (x[i] < 0.f ? 0.f : x[i]) + a * t[i];
 }
+template <class T>
+void grad_factor(const T* y, T* f, T* t, std::size_t n, T a) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) f[i] = T(0) < y[i] ? T(1) : a;
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) t[i] = T(0) < y[i] ? T(0) : y[i];
+}
+template <class T>
+void grad_apply(const T* g, const T* f, const T* t, T* d, std::size_t n) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) d[i] = g[i] * (f[i] + t[i]);
+}
 }  // namespace elu_loops
+
+/// d[i] = g[i] * (y[i] > 0 ? 1 : y[i] + a): the ELU backward from its output y;
+/// d may be g. With AVX-512 GCC vectorises the one loop (masked operations);
+/// without, it keeps the select as control flow (-ftrapping-math), so the
+/// select is split: f = y > 0 ? 1 : a, t = min(y, 0), then d = g * (f + t),
+/// which is exactly g * 1 or g * (y + a).
+template <class T>
+void elu_grad(const T* y, const T* g, T* d, std::size_t n, T a) {
+#if defined(__AVX512F__)
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) {
+    const T yv = y[i];
+    d[i] = g[i] * (yv > T(0) ? T(1) : yv + a);  // a select of values
+  }
+#else
+  constexpr std::size_t B = 64;
+  alignas(64) T f[B], t[B];
+  for (std::size_t i0 = 0; i0 < n; i0 += B) {
+    const std::size_t len = std::min(B, n - i0);
+    elu_loops::grad_factor(y + i0, f, t, len, a);
+    elu_loops::grad_apply(g + i0, f, t, d + i0, len);
+  }
+#endif
+}
 
 /// y[i] = elu(x[i]) in float for n values; y may be x.
 inline void elu_float(const float* x, float* y, std::size_t n, float a) {
@@ -225,14 +261,7 @@ class Elu {
   }
 
  private:
-  /// A plain function (not a lambda body): GCC vectorises it reliably.
-  static void backward_kernel(const T* y, const T* g, T* d, std::size_t n, T a) {
-#pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) {
-      const T yv = y[i];
-      d[i] = g[i] * (yv > T(0) ? T(1) : yv + a);  // a select of values
-    }
-  }
+  static void backward_kernel(const T* y, const T* g, T* d, std::size_t n, T a) { detail::elu_grad(y, g, d, n, a); }
 
   T alpha_;
   const Tensor4<T>* y_ = nullptr;

@@ -18,7 +18,13 @@
  *  plane's first value and double accumulators (no catastrophic cancellation
  *  for planes with large means). Work is parallel over samples; parameter
  *  gradients are reduced serially afterwards, so two samples with the same
- *  level never race on one embedding row. */
+ *  level never race on one embedding row.
+ *
+ *  Float with AVX-512: the statistics keep their partial sums in registers
+ *  (two chains, widened to double every 256 values), the output pass applies
+ *  the fused ELU in the same registers (nn::detail::elu_ps), and the backward
+ *  recomputes xhat from x in registers in reference mode instead of writing
+ *  a per-sample copy. Other types and targets take the portable loops. */
 #pragma once
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
@@ -213,36 +219,13 @@ void plane_dot_sums(const T* dy, const T* h, std::size_t P, double& s, double& t
   }
 }
 
-/// The ELU backward fused with plane_dot_sums: g = dy * elu'(from its output y)
-/// is written to `g` (the same expression as Elu::backward) and summed as there.
+/// The ELU backward fused with plane_dot_sums (portable path): g = dy * elu'
+/// (from its output y, Elu::backward's kernel) is written to `g` and summed
+/// as there while the plane is in cache.
 template <class T>
 void plane_elu_dot_sums(const T* dy, const T* y, T alpha, const T* h, T* g, std::size_t P, double& s, double& t) {
-  s = 0;
-  t = 0;
-  for (std::size_t b = 0; b < P; b += kBlock) {
-    const std::size_t e = std::min(P, b + kBlock);
-    T a1[kLanes] = {}, a2[kLanes] = {};
-    std::size_t p = b;
-    for (; p + kLanes <= e; p += kLanes)
-      for (std::size_t j = 0; j < kLanes; ++j) {
-        const T yv = y[p + j];
-        const T gv = dy[p + j] * (yv > T(0) ? T(1) : yv + alpha);
-        g[p + j] = gv;
-        a1[j] += gv;
-        a2[j] += gv * h[p + j];
-      }
-    for (; p < e; ++p) {
-      const T yv = y[p];
-      const T gv = dy[p] * (yv > T(0) ? T(1) : yv + alpha);
-      g[p] = gv;
-      a1[0] += gv;
-      a2[0] += gv * h[p];
-    }
-    for (std::size_t j = 0; j < kLanes; ++j) {
-      s += double(a1[j]);
-      t += double(a2[j]);
-    }
-  }
+  elu_grad(y, dy, g, P, alpha);
+  plane_dot_sums(g, h, P, s, t);
 }
 
 /// Forward of IN++ for all samples; `rows(n)` gives sample n's parameters.
