@@ -408,20 +408,20 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
   const T* g_in = elu_y ? out : dy.data();
 #if defined(__AVX512F__)
   constexpr bool simd = std::is_same_v<T, float>;
-#else
-  constexpr bool simd = false;
-#endif
   // xhat of (n, c) for the SIMD kernels: from the cache, or recomputed from x.
-  [[maybe_unused]] auto xhat_source = [&](std::size_t n, std::size_t c) {
-#if defined(__AVX512F__)
+  [[maybe_unused]] auto xhat_source = [&](std::size_t n, std::size_t c) -> XhatSource {
     if constexpr (simd) {
       const std::size_t off = (n * C + c) * P;
       if (h_all) return XhatSource{h_all + off, _mm512_setzero_ps(), _mm512_setzero_ps(), false};
       return XhatSource{cache.x_data + off, _mm512_set1_ps(cache.mean_t[n * C + c]),
                         _mm512_set1_ps(cache.rstd_t[n * C + c]), true};
+    } else {
+      return XhatSource{nullptr, _mm512_setzero_ps(), _mm512_setzero_ps(), false};  // not used for double
     }
-#endif
   };
+#else
+  constexpr bool simd = false;
+#endif
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t ni = 0; ni < std::ptrdiff_t(N); ++ni) {
     const std::size_t n = std::size_t(ni);
