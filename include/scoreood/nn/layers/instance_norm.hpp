@@ -324,15 +324,18 @@ struct XhatSource {
   __m512 make(__m512 v) const { return ref ? _mm512_mul_ps(_mm512_sub_ps(v, mc), ra) : v; }
 };
 
+/// dy * (y > 0 ? 1 : y + alpha), Elu::backward's expression, 16 lanes.
+inline __m512 elu_grad_ps(__m512 d, __m512 yv, __m512 av) {
+  const __mmask16 pos = _mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ);
+  return _mm512_mul_ps(d, _mm512_mask_blend_ps(pos, _mm512_add_ps(yv, av), _mm512_set1_ps(1.f)));
+}
+
 /// sum(g) and sum(g * xhat) over a plane with g = dy, or with an ELU output y,
 /// g = dy * (y > 0 ? 1 : y + alpha) (Elu::backward's expression), then stored to g_out.
 inline void plane_bwd_sums(const float* dy, const float* y, float alpha, XhatSource h, float* g_out, std::size_t P,
                            double& s, double& t) {
-  const __m512 one = _mm512_set1_ps(1.f), av = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps();
-  auto grad = [&](__m512 d, __m512 yv) {
-    const __mmask16 pos = _mm512_cmp_ps_mask(yv, zero, _CMP_GT_OQ);
-    return _mm512_mul_ps(d, _mm512_mask_blend_ps(pos, _mm512_add_ps(yv, av), one));
-  };
+  const __m512 av = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps();
+  auto grad = [&](__m512 d, __m512 yv) { return elu_grad_ps(d, yv, av); };
   __m512d s_lo = _mm512_setzero_pd(), s_hi = s_lo, t_lo = s_lo, t_hi = s_lo;
   std::size_t p = 0;
   while (p < P) {
@@ -343,8 +346,10 @@ inline void plane_bwd_sums(const float* dy, const float* y, float alpha, XhatSou
       if (y) {
         g0 = grad(g0, _mm512_loadu_ps(y + p));
         g1 = grad(g1, _mm512_loadu_ps(y + p + 16));
-        _mm512_storeu_ps(g_out + p, g0);
-        _mm512_storeu_ps(g_out + p + 16, g1);
+        if (g_out) {
+          _mm512_storeu_ps(g_out + p, g0);
+          _mm512_storeu_ps(g_out + p + 16, g1);
+        }
       }
       a1 = _mm512_add_ps(a1, g0);
       a2 = _mm512_fmadd_ps(g0, h.at(p), a2);
@@ -356,7 +361,7 @@ inline void plane_bwd_sums(const float* dy, const float* y, float alpha, XhatSou
       __m512 g0 = _mm512_maskz_loadu_ps(m, dy + p);
       if (y) {
         g0 = grad(g0, _mm512_maskz_loadu_ps(m, y + p));
-        _mm512_mask_storeu_ps(g_out + p, m, g0);
+        if (g_out) _mm512_mask_storeu_ps(g_out + p, m, g0);
       }
       a1 = _mm512_add_ps(a1, g0);
       a2 = _mm512_fmadd_ps(g0, h.at(p, m), a2);
@@ -369,19 +374,25 @@ inline void plane_bwd_sums(const float* dy, const float* y, float alpha, XhatSou
   t = reduce_double(t_lo, t_hi);
 }
 
-/// out = a * g + (cc * xhat + b) (+ residual) over a plane.
-inline void plane_bwd_out(const float* g, XhatSource h, float a, float b, float cc, const float* res, float* out,
-                          std::size_t P) {
-  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), cv = _mm512_set1_ps(cc);
+/// out = a * g + (cc * xhat + b) (+ residual) over a plane, with g = dy, or
+/// with an ELU output y, g = dy * elu' recomputed (the same operations as
+/// plane_bwd_sums, so the same values) rather than stored and read back.
+inline void plane_bwd_out(const float* dy, const float* y, float alpha, XhatSource h, float a, float b, float cc,
+                          const float* res, float* out, std::size_t P) {
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), cv = _mm512_set1_ps(cc), ev = _mm512_set1_ps(alpha);
   std::size_t p = 0;
   for (; p + 16 <= P; p += 16) {
-    __m512 o = _mm512_fmadd_ps(av, _mm512_loadu_ps(g + p), _mm512_fmadd_ps(cv, h.at(p), bv));
+    __m512 g = _mm512_loadu_ps(dy + p);
+    if (y) g = elu_grad_ps(g, _mm512_loadu_ps(y + p), ev);
+    __m512 o = _mm512_fmadd_ps(av, g, _mm512_fmadd_ps(cv, h.at(p), bv));
     if (res) o = _mm512_add_ps(o, _mm512_loadu_ps(res + p));
     _mm512_storeu_ps(out + p, o);
   }
   if (p < P) {
     const __mmask16 m = __mmask16((1u << (P - p)) - 1);
-    __m512 o = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, g + p), _mm512_fmadd_ps(cv, h.at(p, m), bv));
+    __m512 g = _mm512_maskz_loadu_ps(m, dy + p);
+    if (y) g = elu_grad_ps(g, _mm512_maskz_loadu_ps(m, y + p), ev);
+    __m512 o = _mm512_fmadd_ps(av, g, _mm512_fmadd_ps(cv, h.at(p, m), bv));
     if (res) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, res + p));
     _mm512_mask_storeu_ps(out + p, m, o);
   }
@@ -404,7 +415,8 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
   sum_dy_xhat.assign(N * C, 0.0);
   const T* h_all = cache.x ? nullptr : cache.xhat.data();
   T* out = dx.data();
-  // With the ELU fused, the second pass reads dy * elu' back from dx (in place, per element).
+  // Portable path with the ELU fused: the second pass reads dy * elu' back from dx (in place,
+  // per element). The AVX-512 path recomputes dy * elu' instead (no store and reload).
   const T* g_in = elu_y ? out : dy.data();
 #if defined(__AVX512F__)
   constexpr bool simd = std::is_same_v<T, float>;
@@ -435,7 +447,7 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
 #if defined(__AVX512F__)
       for (std::size_t c = 0; c < C; ++c) {
         const std::size_t off = (n * C + c) * P;
-        plane_bwd_sums(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), out + off,
+        plane_bwd_sums(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), nullptr,
                        P, S[c], Tx[c]);
       }
 #endif
@@ -485,7 +497,8 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
       const T cc = T(-gam * rs * mean_dyh);
 #if defined(__AVX512F__)
       if constexpr (simd) {
-        plane_bwd_out(g_in + off, xhat_source(n, c), a, b, cc, residual ? residual + off : nullptr, out + off, P);
+        plane_bwd_out(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), a, b, cc,
+                      residual ? residual + off : nullptr, out + off, P);
         continue;
       }
 #endif
