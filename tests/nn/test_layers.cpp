@@ -274,3 +274,39 @@ TEMPLATE_TEST_CASE("UpsampleNearest adds a residual in the same pass", "[layers]
   CHECK_THROWS_AS(up.infer(x, inferred, &wrong), ShapeError);
   CHECK_THROWS_AS(up.infer(x, inferred, &inferred), ShapeError);
 }
+
+TEMPLATE_TEST_CASE("UpsampleNearest (x2 fast path and general) equals the plain index formula, forward and adjoint",
+                   "[layers][upsample]", float, double) {
+  using T = TestType;
+  // (H, W) -> (OH, OW): exact doubling with row widths below, at and above 8/16 lanes, and general sizes.
+  for (const auto& [H, W, OH, OW] : {std::tuple{7ul, 7ul, 14ul, 14ul}, std::tuple{14ul, 14ul, 28ul, 28ul},
+                                     std::tuple{1ul, 1ul, 2ul, 2ul}, std::tuple{3ul, 9ul, 6ul, 18ul},
+                                     std::tuple{2ul, 20ul, 4ul, 40ul}, std::tuple{5ul, 8ul, 10ul, 16ul},
+                                     std::tuple{7ul, 7ul, 15ul, 14ul}, std::tuple{4ul, 6ul, 8ul, 11ul}}) {
+    INFO(H << "x" << W << " -> " << OH << "x" << OW);
+    const Shape4 in{2, 3, H, W}, out{2, 3, OH, OW};
+    Tensor4<T> x = xt::empty<T>(in), r = xt::empty<T>(out), g = xt::empty<T>(out);
+    fill_normal(x, CounterRng(41, H * 100 + OW));
+    fill_normal(r, CounterRng(42, H * 100 + OW));
+    fill_normal(g, CounterRng(43, H * 100 + OW));
+    nn::UpsampleNearest<T> up(OH, OW);
+    Tensor4<T> y, ys, dx;
+    up.infer(x, y);
+    up.forward(x, ys, &r);
+    up.backward(g, dx);
+    Tensor4<double> want_dx = xt::zeros<double>(in);
+    for (std::size_t n = 0; n < 2; ++n)
+      for (std::size_t c = 0; c < 3; ++c)
+        for (std::size_t oy = 0; oy < OH; ++oy)
+          for (std::size_t ox = 0; ox < OW; ++ox) {
+            // PyTorch's nearest source index: floor(o * (float)in / out)
+            const std::size_t iy = std::min(std::size_t(std::floor(float(oy) * (float(H) / float(OH)))), H - 1);
+            const std::size_t ix = std::min(std::size_t(std::floor(float(ox) * (float(W) / float(OW)))), W - 1);
+            CHECK(y(n, c, oy, ox) == x(n, c, iy, ix));
+            CHECK(ys(n, c, oy, ox) == x(n, c, iy, ix) + r(n, c, oy, ox));
+            want_dx(n, c, iy, ix) += double(g(n, c, oy, ox));
+          }
+    const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
+    CHECK(max_abs_diff(dx, want_dx) <= tol);
+  }
+}

@@ -18,7 +18,13 @@
  *  plane's first value and double accumulators (no catastrophic cancellation
  *  for planes with large means). Work is parallel over samples; parameter
  *  gradients are reduced serially afterwards, so two samples with the same
- *  level never race on one embedding row. */
+ *  level never race on one embedding row.
+ *
+ *  Float with AVX-512: the statistics keep their partial sums in registers
+ *  (two chains, widened to double every 256 values), the output pass applies
+ *  the fused ELU in the same registers (nn::detail::elu_ps), and the backward
+ *  recomputes xhat from x in registers in reference mode instead of writing
+ *  a per-sample copy. Other types and targets take the portable loops. */
 #pragma once
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
@@ -32,6 +38,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #if defined(__AVX512F__)
@@ -78,28 +85,56 @@ inline constexpr double kNormEps = 1e-5;  // both epsilons of NCSN's definition
 inline constexpr std::size_t kLanes = 16;
 inline constexpr std::size_t kBlock = 256;  // elements per partial before folding into double
 
+#if defined(__AVX512F__)
+/// Adds the 16 float lanes of v, widened to double, into (lo, hi).
+inline void fold_to_double(__m512 v, __m512d& lo, __m512d& hi) {
+  lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+  hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+inline double reduce_double(__m512d lo, __m512d hi) { return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi)); }
+#endif
+
 /// sum(x - k) and sum((x - k)^2) over a plane.
 template <class T>
 void plane_sums(const T* x, std::size_t P, T k, double& s, double& s2) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    // x is read once (this pass streams it from memory): two independent
+    // register accumulators per sum hide the add latency; each lane holds at
+    // most kBlock / 32 terms before it is widened into double, in registers.
+    const __m512 kv = _mm512_set1_ps(k);
+    __m512d s_lo = _mm512_setzero_pd(), s_hi = s_lo, q_lo = s_lo, q_hi = s_lo;
+    std::size_t p = 0;
+    while (p < P) {
+      const std::size_t e = std::min(P, p + kBlock);
+      __m512 a1 = _mm512_setzero_ps(), b1 = a1, a2 = a1, b2 = a1;
+      for (; p + 32 <= e; p += 32) {
+        const __m512 u = _mm512_sub_ps(_mm512_loadu_ps(x + p), kv);
+        const __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + p + 16), kv);
+        a1 = _mm512_add_ps(a1, u);
+        a2 = _mm512_fmadd_ps(u, u, a2);
+        b1 = _mm512_add_ps(b1, v);
+        b2 = _mm512_fmadd_ps(v, v, b2);
+      }
+      for (; p < e; p += 16) {  // 16 at a time, the last one masked
+        const __mmask16 m = e - p >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (e - p)) - 1);
+        const __m512 u = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + p), kv);
+        a1 = _mm512_add_ps(a1, u);
+        a2 = _mm512_fmadd_ps(u, u, a2);
+      }
+      p = e;
+      fold_to_double(_mm512_add_ps(a1, b1), s_lo, s_hi);
+      fold_to_double(_mm512_add_ps(a2, b2), q_lo, q_hi);
+    }
+    s += reduce_double(s_lo, s_hi);
+    s2 += reduce_double(q_lo, q_hi);
+    return;
+  }
+#endif
   for (std::size_t b = 0; b < P; b += kBlock) {
     const std::size_t e = std::min(P, b + kBlock);
     T a1[kLanes] = {}, a2[kLanes] = {};
     std::size_t p = b;
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float> && kLanes == 16) {
-      // The same lanes in registers (GCC keeps the arrays on the stack, a store
-      // and reload per step); a2 as the multiply-add the compiler contracts to.
-      __m512 v1 = _mm512_setzero_ps(), v2 = _mm512_setzero_ps();
-      const __m512 kv = _mm512_set1_ps(k);
-      for (; p + kLanes <= e; p += kLanes) {
-        const __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + p), kv);
-        v1 = _mm512_add_ps(v1, v);
-        v2 = _mm512_fmadd_ps(v, v, v2);
-      }
-      _mm512_storeu_ps(a1, v1);
-      _mm512_storeu_ps(a2, v2);
-    }
-#endif
     for (; p + kLanes <= e; p += kLanes)
       for (std::size_t j = 0; j < kLanes; ++j) {
         const T v = x[p + j] - k;
@@ -118,6 +153,47 @@ void plane_sums(const T* x, std::size_t P, T k, double& s, double& s2) {
   }
 }
 
+/// One output plane of the forward: xh = (x - mc) * a (kept in h when h is
+/// not null), y = g * xh + shift, then elu(y) when `elu` (alpha = elu_alpha),
+/// all in one pass while the plane is in cache.
+template <class T>
+void norm_out_plane(const T* src, T* dst, T* h, std::size_t P, T mc, T a, T g, T shift, bool elu, T elu_alpha) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512 mv = _mm512_set1_ps(mc), av = _mm512_set1_ps(a), gv = _mm512_set1_ps(g),
+                 sv = _mm512_set1_ps(shift), ev = _mm512_set1_ps(elu_alpha);
+    auto step = [&](__m512 v) {
+      const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(v, mv), av);
+      const __m512 y = _mm512_fmadd_ps(gv, xh, sv);
+      return std::pair{xh, elu ? elu_ps(y, ev) : y};
+    };
+    std::size_t p = 0;
+    for (; p + 16 <= P; p += 16) {  // unmasked: full-width stores are cheaper than masked ones
+      const auto [xh, y] = step(_mm512_loadu_ps(src + p));
+      if (h) _mm512_storeu_ps(h + p, xh);
+      _mm512_storeu_ps(dst + p, y);
+    }
+    if (p < P) {
+      const __mmask16 m = __mmask16((1u << (P - p)) - 1);
+      const auto [xh, y] = step(_mm512_maskz_loadu_ps(m, src + p));
+      if (h) _mm512_mask_storeu_ps(h + p, m, xh);
+      _mm512_mask_storeu_ps(dst + p, m, y);
+    }
+    return;
+  }
+#endif
+  if (h) {
+    for (std::size_t p = 0; p < P; ++p) {
+      const T xh = (src[p] - mc) * a;
+      h[p] = xh;
+      dst[p] = g * xh + shift;
+    }
+  } else {
+    for (std::size_t p = 0; p < P; ++p) dst[p] = g * ((src[p] - mc) * a) + shift;
+  }
+  if (elu) Elu<T>::apply(dst, dst, P, elu_alpha);
+}
+
 /// sum(dy) and sum(dy * h) over a plane.
 template <class T>
 void plane_dot_sums(const T* dy, const T* h, std::size_t P, double& s, double& t) {
@@ -127,18 +203,6 @@ void plane_dot_sums(const T* dy, const T* h, std::size_t P, double& s, double& t
     const std::size_t e = std::min(P, b + kBlock);
     T a1[kLanes] = {}, a2[kLanes] = {};
     std::size_t p = b;
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float> && kLanes == 16) {
-      __m512 v1 = _mm512_setzero_ps(), v2 = _mm512_setzero_ps();  // the lanes, in registers
-      for (; p + kLanes <= e; p += kLanes) {
-        const __m512 d = _mm512_loadu_ps(dy + p);
-        v1 = _mm512_add_ps(v1, d);
-        v2 = _mm512_fmadd_ps(d, _mm512_loadu_ps(h + p), v2);
-      }
-      _mm512_storeu_ps(a1, v1);
-      _mm512_storeu_ps(a2, v2);
-    }
-#endif
     for (; p + kLanes <= e; p += kLanes)
       for (std::size_t j = 0; j < kLanes; ++j) {
         a1[j] += dy[p + j];
@@ -155,54 +219,13 @@ void plane_dot_sums(const T* dy, const T* h, std::size_t P, double& s, double& t
   }
 }
 
-/// The ELU backward fused with plane_dot_sums: g = dy * elu'(from its output y)
-/// is written to `g` (the same expression as Elu::backward) and summed as there.
+/// The ELU backward fused with plane_dot_sums (portable path): g = dy * elu'
+/// (from its output y, Elu::backward's kernel) is written to `g` and summed
+/// as there while the plane is in cache.
 template <class T>
 void plane_elu_dot_sums(const T* dy, const T* y, T alpha, const T* h, T* g, std::size_t P, double& s, double& t) {
-  s = 0;
-  t = 0;
-  for (std::size_t b = 0; b < P; b += kBlock) {
-    const std::size_t e = std::min(P, b + kBlock);
-    T a1[kLanes] = {}, a2[kLanes] = {};
-    std::size_t p = b;
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float> && kLanes == 16) {
-      __m512 v1 = _mm512_setzero_ps(), v2 = _mm512_setzero_ps();  // the lanes, in registers
-      const __m512 one = _mm512_set1_ps(1.f), av = _mm512_set1_ps(alpha);
-      for (; p + kLanes <= e; p += kLanes) {
-        const __m512 yv = _mm512_loadu_ps(y + p);
-        // y > 0 ? 1 : y + alpha, then dy * that (Elu::backward's expression)
-        const __mmask16 pos = _mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ);
-        const __m512 dv = _mm512_mask_blend_ps(pos, _mm512_add_ps(yv, av), one);
-        const __m512 gv = _mm512_mul_ps(_mm512_loadu_ps(dy + p), dv);
-        _mm512_storeu_ps(g + p, gv);
-        v1 = _mm512_add_ps(v1, gv);
-        v2 = _mm512_fmadd_ps(gv, _mm512_loadu_ps(h + p), v2);
-      }
-      _mm512_storeu_ps(a1, v1);
-      _mm512_storeu_ps(a2, v2);
-    }
-#endif
-    for (; p + kLanes <= e; p += kLanes)
-      for (std::size_t j = 0; j < kLanes; ++j) {
-        const T yv = y[p + j];
-        const T gv = dy[p + j] * (yv > T(0) ? T(1) : yv + alpha);
-        g[p + j] = gv;
-        a1[j] += gv;
-        a2[j] += gv * h[p + j];
-      }
-    for (; p < e; ++p) {
-      const T yv = y[p];
-      const T gv = dy[p] * (yv > T(0) ? T(1) : yv + alpha);
-      g[p] = gv;
-      a1[0] += gv;
-      a2[0] += gv * h[p];
-    }
-    for (std::size_t j = 0; j < kLanes; ++j) {
-      s += double(a1[j]);
-      t += double(a2[j]);
-    }
-  }
+  elu_grad(y, dy, g, P, alpha);
+  plane_dot_sums(g, h, P, s, t);
 }
 
 /// Forward of IN++ for all samples; `rows(n)` gives sample n's parameters.
@@ -272,33 +295,109 @@ void norm_pp_forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, NormPlusPl
       const T shift = T(double(g) * double(r.alpha[c]) * z + (r.beta ? double(r.beta[c]) : 0.0));
       const T a = T(rstd[c]), mc = T(mu[c]);
       const std::size_t off = (n * C + c) * P;
-      const T* src = xp + off;
-      T* dst = yp + off;
-      if (hp) {
-        T* h = hp + off;
-        for (std::size_t p = 0; p < P; ++p) {
-          const T xh = (src[p] - mc) * a;
-          h[p] = xh;
-          dst[p] = g * xh + shift;
+      norm_out_plane(xp + off, yp + off, hp ? hp + off : nullptr, P, mc, a, g, shift, elu != nullptr,
+                     elu ? elu->alpha() : T(1));
+      if (cache) {
+        if (!hp) {
+          mean_t[n * C + c] = mc;
+          rstd_t[n * C + c] = a;
         }
         cache->z[n * C + c] = z;
         cache->inv_std[n * C + c] = rstd[c];
         cache->d[n * C + c] = mu[c] - M;
-      } else {
-        for (std::size_t p = 0; p < P; ++p) dst[p] = g * ((src[p] - mc) * a) + shift;
-        if (cache) {
-          mean_t[n * C + c] = mc;
-          rstd_t[n * C + c] = a;
-          cache->z[n * C + c] = z;
-          cache->inv_std[n * C + c] = rstd[c];
-          cache->d[n * C + c] = mu[c] - M;
-        }
       }
-      if (elu) Elu<T>::apply(dst, dst, P, elu->alpha());
     }
     if (cache) cache->q[n] = q;
   }
 }
+
+#if defined(__AVX512F__)
+/// Backward kernels for float: xhat comes from the cache (copy mode) or is
+/// recomputed from x with forward's two operations (reference mode), in
+/// registers, so no per-sample buffer is written and read back.
+struct XhatSource {
+  const float* p;  ///< xhat, or x in reference mode
+  __m512 mc, ra;   ///< reference mode: xhat = (x - mc) * ra
+  bool ref;
+  __m512 at(std::size_t i) const { return make(_mm512_loadu_ps(p + i)); }
+  __m512 at(std::size_t i, __mmask16 m) const { return make(_mm512_maskz_loadu_ps(m, p + i)); }
+  __m512 make(__m512 v) const { return ref ? _mm512_mul_ps(_mm512_sub_ps(v, mc), ra) : v; }
+};
+
+/// dy * (y > 0 ? 1 : y + alpha), Elu::backward's expression, 16 lanes.
+inline __m512 elu_grad_ps(__m512 d, __m512 yv, __m512 av) {
+  const __mmask16 pos = _mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ);
+  return _mm512_mul_ps(d, _mm512_mask_blend_ps(pos, _mm512_add_ps(yv, av), _mm512_set1_ps(1.f)));
+}
+
+/// sum(g) and sum(g * xhat) over a plane with g = dy, or with an ELU output y,
+/// g = dy * (y > 0 ? 1 : y + alpha) (Elu::backward's expression), then stored to g_out.
+inline void plane_bwd_sums(const float* dy, const float* y, float alpha, XhatSource h, float* g_out, std::size_t P,
+                           double& s, double& t) {
+  const __m512 av = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps();
+  auto grad = [&](__m512 d, __m512 yv) { return elu_grad_ps(d, yv, av); };
+  __m512d s_lo = _mm512_setzero_pd(), s_hi = s_lo, t_lo = s_lo, t_hi = s_lo;
+  std::size_t p = 0;
+  while (p < P) {
+    const std::size_t e = std::min(P, p + kBlock);
+    __m512 a1 = zero, b1 = zero, a2 = zero, b2 = zero;  // two independent chains per sum
+    for (; p + 32 <= e; p += 32) {
+      __m512 g0 = _mm512_loadu_ps(dy + p), g1 = _mm512_loadu_ps(dy + p + 16);
+      if (y) {
+        g0 = grad(g0, _mm512_loadu_ps(y + p));
+        g1 = grad(g1, _mm512_loadu_ps(y + p + 16));
+        if (g_out) {
+          _mm512_storeu_ps(g_out + p, g0);
+          _mm512_storeu_ps(g_out + p + 16, g1);
+        }
+      }
+      a1 = _mm512_add_ps(a1, g0);
+      a2 = _mm512_fmadd_ps(g0, h.at(p), a2);
+      b1 = _mm512_add_ps(b1, g1);
+      b2 = _mm512_fmadd_ps(g1, h.at(p + 16), b2);
+    }
+    for (; p < e; p += 16) {  // masked lanes load 0: g = 0 adds nothing
+      const __mmask16 m = e - p >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (e - p)) - 1);
+      __m512 g0 = _mm512_maskz_loadu_ps(m, dy + p);
+      if (y) {
+        g0 = grad(g0, _mm512_maskz_loadu_ps(m, y + p));
+        if (g_out) _mm512_mask_storeu_ps(g_out + p, m, g0);
+      }
+      a1 = _mm512_add_ps(a1, g0);
+      a2 = _mm512_fmadd_ps(g0, h.at(p, m), a2);
+    }
+    p = e;
+    fold_to_double(_mm512_add_ps(a1, b1), s_lo, s_hi);
+    fold_to_double(_mm512_add_ps(a2, b2), t_lo, t_hi);
+  }
+  s = reduce_double(s_lo, s_hi);
+  t = reduce_double(t_lo, t_hi);
+}
+
+/// out = a * g + (cc * xhat + b) (+ residual) over a plane, with g = dy, or
+/// with an ELU output y, g = dy * elu' recomputed (the same operations as
+/// plane_bwd_sums, so the same values) rather than stored and read back.
+inline void plane_bwd_out(const float* dy, const float* y, float alpha, XhatSource h, float a, float b, float cc,
+                          const float* res, float* out, std::size_t P) {
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), cv = _mm512_set1_ps(cc), ev = _mm512_set1_ps(alpha);
+  std::size_t p = 0;
+  for (; p + 16 <= P; p += 16) {
+    __m512 g = _mm512_loadu_ps(dy + p);
+    if (y) g = elu_grad_ps(g, _mm512_loadu_ps(y + p), ev);
+    __m512 o = _mm512_fmadd_ps(av, g, _mm512_fmadd_ps(cv, h.at(p), bv));
+    if (res) o = _mm512_add_ps(o, _mm512_loadu_ps(res + p));
+    _mm512_storeu_ps(out + p, o);
+  }
+  if (p < P) {
+    const __mmask16 m = __mmask16((1u << (P - p)) - 1);
+    __m512 g = _mm512_maskz_loadu_ps(m, dy + p);
+    if (y) g = elu_grad_ps(g, _mm512_maskz_loadu_ps(m, y + p), ev);
+    __m512 o = _mm512_fmadd_ps(av, g, _mm512_fmadd_ps(cv, h.at(p, m), bv));
+    if (res) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, res + p));
+    _mm512_mask_storeu_ps(out + p, m, o);
+  }
+}
+#endif
 
 /// Backward of IN++: writes dx, and per (n, c) the sums the parameter
 /// gradients need: sum_dy = sum(dy), sum_dy_xhat = sum(dy * xhat).
@@ -316,34 +415,61 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
   sum_dy_xhat.assign(N * C, 0.0);
   const T* h_all = cache.x ? nullptr : cache.xhat.data();
   T* out = dx.data();
-  // With the ELU fused, the second pass reads dy * elu' back from dx (in place, per element).
+  // Portable path with the ELU fused: the second pass reads dy * elu' back from dx (in place,
+  // per element). The AVX-512 path recomputes dy * elu' instead (no store and reload).
   const T* g_in = elu_y ? out : dy.data();
+#if defined(__AVX512F__)
+  constexpr bool simd = std::is_same_v<T, float>;
+  // xhat of (n, c) for the SIMD kernels: from the cache, or recomputed from x.
+  [[maybe_unused]] auto xhat_source = [&](std::size_t n, std::size_t c) -> XhatSource {
+    if constexpr (simd) {
+      const std::size_t off = (n * C + c) * P;
+      if (h_all) return XhatSource{h_all + off, _mm512_setzero_ps(), _mm512_setzero_ps(), false};
+      return XhatSource{cache.x_data + off, _mm512_set1_ps(cache.mean_t[n * C + c]),
+                        _mm512_set1_ps(cache.rstd_t[n * C + c]), true};
+    } else {
+      return XhatSource{nullptr, _mm512_setzero_ps(), _mm512_setzero_ps(), false};  // not used for double
+    }
+  };
+#else
+  constexpr bool simd = false;
+#endif
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t ni = 0; ni < std::ptrdiff_t(N); ++ni) {
     const std::size_t n = std::size_t(ni);
     const NormRows<T> r = rows(n);
-    // Reference mode: this sample's xhat, recomputed exactly as forward did, into
-    // a per-thread buffer that stays in L2 for both passes. hn: this sample's planes.
-    const T* hn = h_all ? h_all + n * C * P : nullptr;
-    if (!h_all) {
-      thread_local std::vector<T> buf;
-      buf.resize(C * P);
-      const T* xs = cache.x_data + n * C * P;
-      for (std::size_t c = 0; c < C; ++c) {
-        const T mc = cache.mean_t[n * C + c], a = cache.rstd_t[n * C + c];
-        const T* src = xs + c * P;
-        T* dst = buf.data() + c * P;
-        for (std::size_t p = 0; p < P; ++p) dst[p] = (src[p] - mc) * a;
-      }
-      hn = buf.data();
-    }
     double* S = sum_dy.data() + n * C;
     double* Tx = sum_dy_xhat.data() + n * C;
-    for (std::size_t c = 0; c < C; ++c) {
-      const std::size_t off = (n * C + c) * P;
-      if (elu_y) plane_elu_dot_sums(dy.data() + off, elu_y + off, elu_alpha, hn + c * P, out + off, P, S[c],
-                                    Tx[c]);
-      else plane_dot_sums(g_in + off, hn + c * P, P, S[c], Tx[c]);
+    // Portable path, reference mode: this sample's xhat, recomputed exactly as forward
+    // did, into a per-thread buffer that stays in L2 for both passes. hn: this sample's planes.
+    const T* hn = h_all ? h_all + n * C * P : nullptr;
+    if constexpr (simd) {
+#if defined(__AVX512F__)
+      for (std::size_t c = 0; c < C; ++c) {
+        const std::size_t off = (n * C + c) * P;
+        plane_bwd_sums(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), nullptr,
+                       P, S[c], Tx[c]);
+      }
+#endif
+    } else {
+      if (!h_all) {
+        thread_local std::vector<T> buf;
+        buf.resize(C * P);
+        const T* xs = cache.x_data + n * C * P;
+        for (std::size_t c = 0; c < C; ++c) {
+          const T mc = cache.mean_t[n * C + c], a = cache.rstd_t[n * C + c];
+          const T* src = xs + c * P;
+          T* dst = buf.data() + c * P;
+          for (std::size_t p = 0; p < P; ++p) dst[p] = (src[p] - mc) * a;
+        }
+        hn = buf.data();
+      }
+      for (std::size_t c = 0; c < C; ++c) {
+        const std::size_t off = (n * C + c) * P;
+        if (elu_y) plane_elu_dot_sums(dy.data() + off, elu_y + off, elu_alpha, hn + c * P, out + off, P, S[c],
+                                      Tx[c]);
+        else plane_dot_sums(g_in + off, hn + c * P, P, S[c], Tx[c]);
+      }
     }
     // Through the channel-mean term: z_c = d_c * q with d = mu - mean(mu) and
     // q = (var_unbiased(mu) + eps)^(-1/2); dL/dz_c = gamma_c * alpha_c * S_c.
@@ -351,7 +477,8 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
     const double* d = cache.d.data() + n * C;
     double dz_dot_d = 0;
     for (std::size_t c = 0; c < C; ++c) dz_dot_d += double(r.alpha[c]) * double(r.gamma[c]) * S[c] * d[c];
-    std::vector<double> dd(C);
+    thread_local std::vector<double> dd;
+    dd.resize(C);
     double dd_mean = 0;
     for (std::size_t c = 0; c < C; ++c) {
       const double dz = double(r.alpha[c]) * double(r.gamma[c]) * S[c];
@@ -368,6 +495,13 @@ void norm_pp_backward(const NormPlusPlusCache<T>& cache, const Tensor4<T>& dy, T
       const T a = T(gam * rs);
       const T b = T(-gam * rs * mean_dy + (dd[c] - dd_mean) / double(P));
       const T cc = T(-gam * rs * mean_dyh);
+#if defined(__AVX512F__)
+      if constexpr (simd) {
+        plane_bwd_out(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), a, b, cc,
+                      residual ? residual + off : nullptr, out + off, P);
+        continue;
+      }
+#endif
       if (residual) {
         // A gradient arriving by another path (a residual block's skip), added while in cache.
         const T* rs_in = residual + off;

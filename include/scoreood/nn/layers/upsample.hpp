@@ -16,7 +16,12 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace scoreood::nn {
 
@@ -34,6 +39,35 @@ inline std::vector<std::size_t> nearest_indices(std::size_t in, std::size_t out)
     idx[o] = std::min(std::size_t(std::floor(float(o) * scale)), in - 1);
   return idx;
 }
+
+#if defined(__AVX512F__)
+/// Nearest x2 (each value twice along a row), float: y0 = up(x) (+ r0), y1 = up(x) (+ r1)
+/// for the two output rows fed by the input row x of width W; r0/r1 null without a skip.
+inline void up2_rows(const float* x, std::size_t W, float* y0, float* y1, const float* r0, const float* r1) {
+  const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+  for (std::size_t i = 0; i < W; i += 8) {
+    const std::size_t k = std::min<std::size_t>(8, W - i);
+    const __mmask16 mi = __mmask16((1u << k) - 1), mo = __mmask16((1u << (2 * k)) - 1);
+    const __m512 v = _mm512_permutexvar_ps(dup, _mm512_maskz_loadu_ps(mi, x + i));
+    const std::size_t o = 2 * i;
+    _mm512_mask_storeu_ps(y0 + o, mo, r0 ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(mo, r0 + o)) : v);
+    _mm512_mask_storeu_ps(y1 + o, mo, r1 ? _mm512_add_ps(v, _mm512_maskz_loadu_ps(mo, r1 + o)) : v);
+  }
+}
+
+/// The adjoint of up2_rows without skip: dx[i] = g0[2i] + g0[2i+1] + g1[2i] + g1[2i+1]
+/// for i < W, as (g0 + g1) summed over adjacent pairs.
+inline void down2_rows(const float* g0, const float* g1, std::size_t W, float* dx) {
+  const __m512i even = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+  for (std::size_t i = 0; i < W; i += 8) {
+    const std::size_t k = std::min<std::size_t>(8, W - i), o = 2 * i;
+    const __mmask16 mi = __mmask16((1u << k) - 1), mo = __mmask16((1u << (2 * k)) - 1);
+    const __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mo, g0 + o), _mm512_maskz_loadu_ps(mo, g1 + o));
+    const __m512 pairs = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));  // lane 2j: v[2j] + v[2j+1]
+    _mm512_mask_storeu_ps(dx + i, mi, _mm512_permutexvar_ps(even, pairs));
+  }
+}
+#endif
 
 /// One axis of a linear interpolation: out[o] = w0 * in[i0] + w1 * in[i1].
 struct LinearTaps {
@@ -96,6 +130,23 @@ class UpsampleNearest {
     const T* xd = x.data();
     const T* rd = residual ? residual->data() : nullptr;
     T* yd = y.data();
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (out_h_ == 2 * H && out_w_ == 2 * W) {  // SmallUNet's case: each value to a 2x2 block
+        const std::size_t OW = out_w_;
+        cpu::parallel_for(in[0] * in[1], [&](std::size_t p) {
+          const float* xp = xd + p * H * W;
+          float* yp = yd + p * out_h_ * OW;
+          const float* rp = rd ? rd + p * out_h_ * OW : nullptr;
+          for (std::size_t iy = 0; iy < H; ++iy) {
+            const std::size_t o0 = 2 * iy * OW, o1 = o0 + OW;
+            detail::up2_rows(xp + iy * W, W, yp + o0, yp + o1, rp ? rp + o0 : nullptr, rp ? rp + o1 : nullptr);
+          }
+        }, double(out_h_ * out_w_));
+        return;
+      }
+    }
+#endif
     cpu::parallel_for(in[0] * in[1], [&](std::size_t p) {
       const T* xp = xd + p * H * W;
       T* yp = yd + p * out_h_ * out_w_;
@@ -125,6 +176,19 @@ class UpsampleNearest {
     const std::size_t H = in[2], W = in[3];
     const T* gd = dy.data();
     T* dd = dx.data();
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (out_h_ == 2 * H && out_w_ == 2 * W) {  // each input gathers its 2x2 block, no zero fill
+        const std::size_t OW = out_w_;
+        cpu::parallel_for(in[0] * in[1], [&](std::size_t p) {
+          const float* gp = gd + p * out_h_ * OW;
+          float* dp = dd + p * H * W;
+          for (std::size_t iy = 0; iy < H; ++iy) detail::down2_rows(gp + 2 * iy * OW, gp + (2 * iy + 1) * OW, W, dp + iy * W);
+        }, double(out_h_ * out_w_));
+        return;
+      }
+    }
+#endif
     cpu::parallel_for(in[0] * in[1], [&](std::size_t p) {
       const T* gp = gd + p * out_h_ * out_w_;
       T* dp = dd + p * H * W;
