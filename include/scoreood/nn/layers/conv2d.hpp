@@ -32,6 +32,7 @@
 #include <scoreood/cpu/gemm.hpp>
 #include <scoreood/cpu/im2col.hpp>
 #include <scoreood/cpu/packed_gemm.hpp>
+#include <scoreood/cpu/phase_backward.hpp>
 #include <scoreood/cpu/threading.hpp>
 #include <scoreood/nn/parameter.hpp>
 
@@ -354,6 +355,14 @@ class Conv2d {
     if (dx) {
       if (dx == x_ || dx == &dy) throw Error("Conv2d '" + name_ + "': dx must be a separate tensor");
       resize(*dx, x_shape_);
+    }
+    if constexpr (cpu::packed_gemm_is_native<T>()) {
+      // Strided and 1x1 convolutions: phase planes read in place, no im2col / col2im.
+      if (!direct(g)) {
+        cpu::conv_backward_phases(g, x_shape_[0], spec_.out, weight_.value(), x_data_, dy.data(),
+                                  dx ? dx->data() : nullptr, weight_.grad(), spec_.bias ? bias_.grad() : nullptr);
+        return;
+      }
     }
     const std::size_t N = x_shape_[0], M = spec_.out, K = g.rows(), P = g.cols();
     const std::size_t acc_size = M * K + (spec_.bias ? M : 0);
