@@ -357,8 +357,9 @@ class Conv2d {
       resize(*dx, x_shape_);
     }
     if constexpr (cpu::packed_gemm_is_native<T>()) {
-      // Strided and 1x1 convolutions: phase planes read in place, no im2col / col2im.
-      if (!direct(g)) {
+      // Strided (and padded 1x1) convolutions: phase planes, no im2col / col2im.
+      // 1x1 stride 1 needs no unfolding: the generic path below is already GEMMs on x and dY.
+      if (!direct(g) && !g.is_pointwise()) {
         cpu::conv_backward_phases(g, x_shape_[0], spec_.out, weight_.value(), x_data_, dy.data(),
                                   dx ? dx->data() : nullptr, weight_.grad(), spec_.bias ? bias_.grad() : nullptr);
         return;
