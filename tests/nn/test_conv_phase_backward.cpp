@@ -149,6 +149,18 @@ TEST_CASE("Strided and 1x1 Conv2d<float> backward matches direct loops over kern
   CHECK(checked > 150);
 }
 
+TEST_CASE("Strided Conv2d<float> backward matches direct loops for every output-channel blocking", "[conv][phase]") {
+  // The filter kernel holds 16, 32, 48 or 64 output channels per register tile and splits wider
+  // layers into blocks of 64; ragged counts leave padded lanes that must not leak into dW.
+  std::uint64_t seed = 500;
+  for (const std::size_t out : {std::size_t(1), std::size_t(17), std::size_t(24), std::size_t(40), std::size_t(64),
+                                std::size_t(80), std::size_t(130)})
+    for (const std::size_t k : {std::size_t(1), std::size_t(3)}) {
+      check_case({{3, 5, 9, 7}, {5, out, k, 2, -1, 1, true}}, seed++);
+      check_case({{2, 70, 6, 6}, {70, out, k, 2, -1, 1, false}}, seed++);
+    }
+}
+
 TEST_CASE("Strided Conv2d<float> backward is the same on one thread and on all threads", "[conv][phase]") {
   for (const std::size_t k : {std::size_t(1), std::size_t(3)}) {
     nn::ParameterStore<float> store;
