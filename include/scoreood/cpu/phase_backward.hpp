@@ -276,7 +276,8 @@ inline void plan_phase_backward(const ConvGeometry& g, std::size_t M, PhaseBackw
       }
   p.perm.resize(p.K);
   for (std::size_t i = 0; i < p.K; ++i) p.perm[i] = i;
-  std::stable_sort(p.perm.begin(), p.perm.end(), [&](std::size_t i, std::size_t j) { return off[i] < off[j]; });
+  // Offsets are distinct (each tap its own phase position): std::sort, which does not allocate.
+  std::sort(p.perm.begin(), p.perm.end(), [&](std::size_t i, std::size_t j) { return off[i] < off[j]; });
   thread_local std::vector<std::ptrdiff_t> unsorted;
   unsorted.assign(off.begin(), off.end());
   for (std::size_t i = 0; i < p.K; ++i) off[i] = unsorted[p.perm[i]];
