@@ -1,7 +1,8 @@
 // Conv2d<float> backward of strided and 1x1 convolutions (the phase-plane path of
-// cpu/phase_backward.hpp where AVX-512 is available, im2col otherwise) against direct
-// double loops: odd sizes, batch 1 and batches larger than the thread count, with and
-// without bias, paddings from none to larger than the kernel, dilation, strides 2 and 3.
+// cpu/phase_backward.hpp where AVX-512 is available, im2col otherwise) and of wide
+// stride-1 ones against direct double loops: odd sizes, batch 1 and batches larger than
+// the thread count, with and without bias, paddings from none to larger than the kernel,
+// dilation, strides 1, 2 and 3.
 #include <catch2/catch.hpp>
 #include <scoreood/cpu/phase_backward.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
@@ -159,6 +160,19 @@ TEST_CASE("Strided Conv2d<float> backward matches direct loops for every output-
       check_case({{3, 5, 9, 7}, {5, out, k, 2, -1, 1, true}}, seed++);
       check_case({{2, 70, 6, 6}, {70, out, k, 2, -1, 1, false}}, seed++);
     }
+}
+
+TEST_CASE("Stride-1 Conv2d<float> backward with many outputs matches direct loops", "[conv][phase]") {
+  // Wide stride-1 layers (SmallUNet / NcsnRefineNet-like, fewer pixels): dilations 1, 2, 4,
+  // same and valid padding, odd sizes, batch 1 and batches larger than the thread count.
+  const std::vector<Case> cases = {
+      {{5, 8, 14, 14}, {8, 16, 3, 1, -1, 1, true}},   {{1, 16, 7, 7}, {16, 24, 3, 1, -1, 1, false}},
+      {{3, 12, 9, 11}, {12, 64, 3, 1, -1, 2, true}},  {{2, 20, 14, 14}, {20, 70, 3, 1, -1, 4, false}},
+      {{4, 6, 11, 9}, {6, 32, 3, 1, 0, 1, true}},     {{3, 5, 12, 13}, {5, 17, 5, 1, -1, 1, true}},
+      {{5, 32, 7, 7}, {32, 32, 3, 1, -1, 1, true}},
+  };
+  std::uint64_t seed = 700;
+  for (const auto& c : cases) check_case(c, seed++);
 }
 
 TEST_CASE("Strided Conv2d<float> backward is the same on one thread and on all threads", "[conv][phase]") {
