@@ -36,6 +36,7 @@
 #include <scoreood/cpu/gemm.hpp>
 #include <scoreood/cpu/im2col.hpp>
 #include <scoreood/cpu/packed_gemm.hpp>
+#include <scoreood/cpu/phase_backward.hpp>
 #include <scoreood/cpu/threading.hpp>
 #include <scoreood/cpu/winograd.hpp>
 #include <scoreood/nn/parameter.hpp>
@@ -404,6 +405,15 @@ class Conv2d {
     if (dx) {
       if (dx == x_ || dx == &dy) throw Error("Conv2d '" + name_ + "': dx must be a separate tensor");
       resize(*dx, x_shape_);
+    }
+    if constexpr (cpu::packed_gemm_is_native<T>()) {
+      // Strided (and padded 1x1) convolutions: phase planes, no im2col / col2im.
+      // 1x1 stride 1 needs no unfolding: the generic path below is already GEMMs on x and dY.
+      if (!direct(g) && !g.is_pointwise()) {
+        cpu::conv_backward_phases(g, x_shape_[0], spec_.out, weight_.value(), x_data_, dy.data(),
+                                  dx ? dx->data() : nullptr, weight_.grad(), spec_.bias ? bias_.grad() : nullptr);
+        return;
+      }
     }
     const std::size_t N = x_shape_[0], M = spec_.out, K = g.rows(), P = g.cols();
     const std::size_t acc_size = M * K + (spec_.bias ? M : 0);
