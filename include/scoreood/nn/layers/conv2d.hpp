@@ -19,9 +19,12 @@
  *  channels in and out) use Winograd's F(4x4, 3x3) instead for all three
  *  passes (cpu/winograd.hpp: 4x fewer multiplies; results within ~1e-5
  *  relative of the direct path); set_algorithm(direct) turns it off.
- *  Other convolutions (stride 2, double, no AVX-512) unfold one image
- *  (im2col, skipped for 1x1 stride-1) and use the packed kernel or Eigen,
- *  with col2im for backward-data. Batches smaller than the thread count run
+ *  Strided (and padded 1x1) convolutions (float, AVX-512) read the forward's
+ *  input from S x S phase planes, and their backward runs on phase planes too
+ *  (cpu/phase_backward.hpp: per-phase stride-1 products for dx, an
+ *  outer-product kernel for dW). Everything else (double, no AVX-512, 1x1
+ *  stride 1) unfolds one image (im2col, skipped for 1x1 stride-1) and uses the
+ *  packed kernel or Eigen, with col2im for backward-data. Batches smaller than the thread count run
  *  image by image. Scratch buffers are per-thread and shared by all layers,
  *  so steady-state calls do not allocate.
  *
