@@ -102,7 +102,10 @@ def main():
 
     print(f"\nbench: {os.path.relpath(bench, ROOT)}; best of {args.rounds} rounds per side; "
           f"OMP_NUM_THREADS={args.threads if args.same_threads else os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-          f"torch threads {args.threads}")
+          f"torch threads {args.threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    if os.environ.get("OMP_WAIT_POLICY"):
+        print("note: both sides inherit OMP_WAIT_POLICY; with 'passive' torch's short parallel regions run "
+              "about 25 % slower (benchmarks/README.md), so quote ratios from runs without it")
     print(f"{'benchmark':<44} {'scoreood img/s':>14} {'torch img/s':>12} {'ratio':>6} "
           f"{'scoreood GFLOP/s':>17} {'torch GFLOP/s':>14}")
     for name in (TRAIN, FEATURES):
