@@ -9,7 +9,11 @@
  *      M[pos] (out x tiles) = U[pos] (out x in) * V[pos] (in x tiles),
  *  run by the packed kernel of packed_gemm.hpp. The convolution's GEMM work
  *  drops 4x (a little less at sizes that are not a multiple of 4); the
- *  transforms are a few adds per value, vectorised over tiles.
+ *  transforms are a few adds per value, vectorised over tiles. conv3x3() is
+ *  the forward (and, with the flipped transposed kernel, backward-data);
+ *  conv3x3_grad_u() the weight gradient in the transformed domain,
+ *  dU[pos] = sum over tiles (A dY A^T)[pos] (B^T x B)[pos]^T, which
+ *  weight_grad() maps back to 3x3 kernels (G^T dU G).
  *
  *  Numerics: the transforms hold constants up to 8 and 1/24, so float
  *  results differ from a direct convolution by a few units in the 5th-6th
@@ -30,10 +34,10 @@
 
 #include <algorithm>
 #include <array>
-#include <utility>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <utility>
 
 namespace scoreood::cpu::winograd {
 
@@ -218,20 +222,20 @@ inline void columns_to_positions(const float* stage, std::size_t ts, std::size_t
   }
 }
 
-/// Input, second half: B^T along the tile columns, from the unfolded rows
-/// (stage[(r*6 + j) * ts + tile], tile < T) to V[(i*6 + j) * pos_stride + tile].
-inline void transform_columns_in(const float* stage, std::size_t ts, std::size_t T, float* v,
+/// Input, second half: B^T along the tile columns, from one channel's unfolded rows
+/// (stage[(r*6 + j) * ts + n], the group's tiles n < N) to V[(i*6 + j) * pos_stride + n].
+inline void transform_columns_in(const float* stage, std::size_t ts, std::size_t N, float* v,
                                  std::size_t pos_stride) {
-  columns_to_positions<kAlpha>(stage, ts, T, v, pos_stride,
+  columns_to_positions<kAlpha>(stage, ts, N, v, pos_stride,
                                [](const __m512(&d)[kAlpha], __m512(&o)[kAlpha]) { input_1d(d, o); });
 }
 
-/// Output, first half: A^T along the tile columns, from M[(i*6 + j) * pos_stride + tile]
-/// to one plane's stage[(a*6 + j) * ts + tile], a < 4.
-inline void transform_columns_out(const float* m, std::size_t pos_stride, std::size_t T, float* stage,
+/// Output, first half: A^T along the tile columns, from one channel's M[(i*6 + j) * pos_stride + n]
+/// (the group's tiles n < N) to stage[(a*6 + j) * ts + n], a < 4.
+inline void transform_columns_out(const float* m, std::size_t pos_stride, std::size_t N, float* stage,
                                   std::size_t ts) {
-  for (std::size_t f0 = 0; f0 < T; f0 += 16) {
-    const __mmask16 ln = lanes(std::ptrdiff_t(T - f0));
+  for (std::size_t f0 = 0; f0 < N; f0 += 16) {
+    const __mmask16 ln = lanes(std::ptrdiff_t(N - f0));
     for (std::size_t j = 0; j < kAlpha; ++j) {
       __m512 d[kAlpha], o[kM];
       for (std::size_t i = 0; i < kAlpha; ++i) d[i] = _mm512_maskz_loadu_ps(ln, m + (i * kAlpha + j) * pos_stride + f0);
@@ -392,11 +396,6 @@ inline void gemm_nt_rows(std::size_t M, std::size_t K, std::size_t L, const floa
     for (std::size_t k = 0; k < K; ++k) c[m0 * ldc + k] += dot(a + m0 * lda, b + k * ldb, L);
 }
 
-}  // namespace detail
-#endif
-
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
-namespace detail {
 /// The per-thread buffers of one call: V, M (or dM) and the two L1 stages.
 struct Buffers {
   Grid gr;

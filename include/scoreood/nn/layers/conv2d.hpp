@@ -93,7 +93,7 @@ class Conv2d {
   enum class Algorithm { automatic, direct };
   void set_algorithm(Algorithm a) { algorithm_ = a; }
   Algorithm algorithm() const { return algorithm_; }
-  /// True when forward and backward-data of this input shape run F(4x4, 3x3).
+  /// True when all three passes (forward, backward-data, weight gradient) of this input shape run F(4x4, 3x3).
   bool uses_winograd(Shape4 in) const { return winograd(geometry(in)); }
 
   const Spec& spec() const { return spec_; }
