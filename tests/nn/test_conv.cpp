@@ -470,11 +470,12 @@ TEST_CASE("Conv2d by Winograd F(4x4, 3x3) matches the direct path and a double r
     CHECK(max_abs_diff(dxw.data(), rdx.data(), dxw.size()) < 2e-5 * scale_dx);
     CHECK(max_abs_diff(dxw.data(), dxd.data(), dxw.size()) < 2e-5 * scale_dx);
     // Weight gradients (sums over the batch): within 1e-5 of their largest magnitude (measured
-    // ~2e-6 by Winograd, ~2e-7 direct).
+    // ~2e-6 by Winograd; 0.2e-6 to 1.4e-6 on the direct paths, whose float sums run longer
+    // with 16+ output channels, on phase planes).
     double wmax = 0;
     for (const double v : rdw) wmax = std::max(wmax, std::abs(v));
     CHECK(max_abs_diff(gw.data(), rdw.data(), rdw.size()) < 1e-5 * wmax);
-    CHECK(max_abs_diff(store.grad_data(), rdw.data(), rdw.size()) < 1e-6 * wmax);
+    CHECK(max_abs_diff(store.grad_data(), rdw.data(), rdw.size()) < 5e-6 * wmax);
     if (c.bias) CHECK(max_abs_diff(gw.data() + rdw.size(), rdb.data(), rdb.size()) < 1e-5 * wmax);
     // The residual is added to the very same float result.
     bool exact = true;
