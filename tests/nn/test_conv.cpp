@@ -5,6 +5,7 @@
 #include <scoreood/cpu/packed_gemm.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
 
+#include "conv_reference.hpp"
 #include "gradcheck.hpp"
 #include "refdata.hpp"
 
@@ -15,67 +16,13 @@
 
 using namespace scoreood;
 using scoreood::testing::fill_normal;
+using scoreood::testing::naive_backward;
+using scoreood::testing::naive_forward;
 
 namespace {
 
 template <class T>
 using Spec = typename nn::Conv2d<T>::Spec;
-
-/// Direct 7-loop convolution in double: the independent reference.
-template <class T>
-Tensor4<double> naive_forward(const Tensor4<T>& x, const nn::Conv2d<T>& conv) {
-  const auto& s = conv.spec();
-  const Shape4 in = shape_of(x), o = conv.output_shape(in);
-  const std::ptrdiff_t p = std::ptrdiff_t(conv.padding());
-  const T* w = conv.weight().value();
-  Tensor4<double> y = xt::zeros<double>(o);
-  for (std::size_t n = 0; n < o[0]; ++n)
-    for (std::size_t m = 0; m < o[1]; ++m)
-      for (std::size_t oy = 0; oy < o[2]; ++oy)
-        for (std::size_t ox = 0; ox < o[3]; ++ox) {
-          double acc = s.bias ? double(conv.bias().value()[m]) : 0.0;
-          for (std::size_t c = 0; c < s.in; ++c)
-            for (std::size_t ky = 0; ky < s.kernel; ++ky)
-              for (std::size_t kx = 0; kx < s.kernel; ++kx) {
-                const std::ptrdiff_t iy = std::ptrdiff_t(oy * s.stride + ky * s.dilation) - p;
-                const std::ptrdiff_t ix = std::ptrdiff_t(ox * s.stride + kx * s.dilation) - p;
-                if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(in[2]) || ix >= std::ptrdiff_t(in[3])) continue;
-                acc += double(w[((m * s.in + c) * s.kernel + ky) * s.kernel + kx]) * double(x(n, c, iy, ix));
-              }
-          y(n, m, oy, ox) = acc;
-        }
-  return y;
-}
-
-/// Direct backward loops in double: dx, dW, db for a given dy.
-template <class T>
-void naive_backward(const Tensor4<T>& x, const Tensor4<T>& dy, const nn::Conv2d<T>& conv, Tensor4<double>& dx,
-                    std::vector<double>& dw, std::vector<double>& db) {
-  const auto& s = conv.spec();
-  const Shape4 in = shape_of(x), o = shape_of(dy);
-  const std::ptrdiff_t p = std::ptrdiff_t(conv.padding());
-  const T* w = conv.weight().value();
-  dx = xt::zeros<double>(in);
-  dw.assign(conv.weight().size, 0.0);
-  db.assign(s.out, 0.0);
-  for (std::size_t n = 0; n < o[0]; ++n)
-    for (std::size_t m = 0; m < o[1]; ++m)
-      for (std::size_t oy = 0; oy < o[2]; ++oy)
-        for (std::size_t ox = 0; ox < o[3]; ++ox) {
-          const double g = dy(n, m, oy, ox);
-          db[m] += g;
-          for (std::size_t c = 0; c < s.in; ++c)
-            for (std::size_t ky = 0; ky < s.kernel; ++ky)
-              for (std::size_t kx = 0; kx < s.kernel; ++kx) {
-                const std::ptrdiff_t iy = std::ptrdiff_t(oy * s.stride + ky * s.dilation) - p;
-                const std::ptrdiff_t ix = std::ptrdiff_t(ox * s.stride + kx * s.dilation) - p;
-                if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(in[2]) || ix >= std::ptrdiff_t(in[3])) continue;
-                const std::size_t wi = ((m * s.in + c) * s.kernel + ky) * s.kernel + kx;
-                dx(n, c, iy, ix) += double(w[wi]) * g;
-                dw[wi] += double(x(n, c, iy, ix)) * g;
-              }
-        }
-}
 
 template <class A, class B>
 double max_abs_diff(const A* a, const B* b, std::size_t n) {

@@ -7,6 +7,7 @@
 #include <scoreood/cpu/phase_backward.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
 
+#include "conv_reference.hpp"
 #include "gradcheck.hpp"
 
 #include <cmath>
@@ -22,40 +23,11 @@ namespace {
 
 using Spec = nn::Conv2d<float>::Spec;
 
-/// dx, dW, db of a convolution by direct loops in double (the independent reference).
-void reference_backward(const Tensor4<float>& x, const Tensor4<float>& dy, const nn::Conv2d<float>& conv,
-                        std::vector<double>& dx, std::vector<double>& dw, std::vector<double>& db) {
-  const auto& s = conv.spec();
-  const Shape4 in = shape_of(x), o = shape_of(dy);
-  const std::ptrdiff_t p = std::ptrdiff_t(conv.padding());
-  const float* w = conv.weight().value();
-  dx.assign(x.size(), 0.0);
-  dw.assign(conv.weight().size, 0.0);
-  db.assign(s.out, 0.0);
-  for (std::size_t n = 0; n < o[0]; ++n)
-    for (std::size_t m = 0; m < o[1]; ++m)
-      for (std::size_t oy = 0; oy < o[2]; ++oy)
-        for (std::size_t ox = 0; ox < o[3]; ++ox) {
-          const double g = dy(n, m, oy, ox);
-          db[m] += g;
-          for (std::size_t c = 0; c < s.in; ++c)
-            for (std::size_t ky = 0; ky < s.kernel; ++ky)
-              for (std::size_t kx = 0; kx < s.kernel; ++kx) {
-                const std::ptrdiff_t iy = std::ptrdiff_t(oy * s.stride + ky * s.dilation) - p;
-                const std::ptrdiff_t ix = std::ptrdiff_t(ox * s.stride + kx * s.dilation) - p;
-                if (iy < 0 || ix < 0 || iy >= std::ptrdiff_t(in[2]) || ix >= std::ptrdiff_t(in[3])) continue;
-                const std::size_t wi = ((m * s.in + c) * s.kernel + ky) * s.kernel + kx;
-                dx[((n * in[1] + c) * in[2] + std::size_t(iy)) * in[3] + std::size_t(ix)] += double(w[wi]) * g;
-                dw[wi] += double(x(n, c, iy, ix)) * g;
-              }
-        }
-}
-
 /// max |a - b| relative to max(1, max |b|): indexing errors give O(1), rounding ~1e-6.
 template <class A>
-double rel_err(const A* a, const std::vector<double>& b) {
+double rel_err(const A* a, const double* b, std::size_t size) {
   double d = 0, scale = 1;
-  for (std::size_t i = 0; i < b.size(); ++i) {
+  for (std::size_t i = 0; i < size; ++i) {
     const double v = double(a[i]);
     if (!std::isfinite(v)) return std::numeric_limits<double>::infinity();
     d = std::max(d, std::abs(v - b[i]));
@@ -91,19 +63,20 @@ void check_case(const Case& c, std::uint64_t seed) {
   std::fill(dx.begin(), dx.end(), std::numeric_limits<float>::quiet_NaN());
   for (auto& g : store.grads()) g = 0.5f;
   conv.backward(dy, dx);
-  std::vector<double> rdx, rdw, rdb;
-  reference_backward(x, dy, conv, rdx, rdw, rdb);
+  Tensor4<double> rdx;
+  std::vector<double> rdw, rdb;
+  testing::naive_backward(x, dy, conv, rdx, rdw, rdb);
   REQUIRE(shape_of(dx) == c.in);
-  CHECK(rel_err(dx.data(), rdx) < 1e-5);
+  CHECK(rel_err(dx.data(), rdx.data(), rdx.size()) < 1e-5);
   for (auto& v : rdw) v += 0.5;
   for (auto& v : rdb) v += 0.5;
-  CHECK(rel_err(conv.weight().grad(), rdw) < 1e-5);
-  if (c.spec.bias) CHECK(rel_err(conv.bias().grad(), rdb) < 1e-5);
+  CHECK(rel_err(conv.weight().grad(), rdw.data(), rdw.size()) < 1e-5);
+  if (c.spec.bias) CHECK(rel_err(conv.bias().grad(), rdb.data(), rdb.size()) < 1e-5);
   // Without dx: the same parameter gradients.
   store.zero_grad();
   conv.backward_params(dy);
   for (auto& v : rdw) v -= 0.5;
-  CHECK(rel_err(conv.weight().grad(), rdw) < 1e-5);
+  CHECK(rel_err(conv.weight().grad(), rdw.data(), rdw.size()) < 1e-5);
 }
 
 }  // namespace
