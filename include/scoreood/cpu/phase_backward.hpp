@@ -58,14 +58,6 @@ struct PhaseBackwardPlan {
 };
 
 namespace detail {
-/// A grow-only per-thread buffer (no free Scratch slot for the permuted accumulator).
-inline float* own_scratch(std::size_t n, int slot = 0) {
-  thread_local std::vector<float> bufs[2];
-  auto& buf = bufs[slot];
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
 inline std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 
 /// row[j] = src[S*j + sh] where that is inside [0, W), else 0, for j < n.
@@ -513,14 +505,14 @@ inline void conv_backward_phases(const ConvGeometry& g, std::size_t N, std::size
     float* acc_w = t > 0 ? accs[t] : gw;
     const bool bc = !p.eigen_filter;
     // The broadcast kernel accumulates dW^T with the taps in offset order; added to acc_w at the end.
-    float* ct = bc ? detail::own_scratch(K * ldt) : nullptr;
+    float* ct = bc ? scratch<float>(Scratch::phase_acc, K * ldt) : nullptr;
     if (ct) std::fill(ct, ct + K * ldt, 0.f);
     float* dyt = bc ? scratch<float>(Scratch::wide, P * ldt) : nullptr;
     float* xp = scratch<float>(Scratch::col, p.xsize);
     const bool copy_a = !bc && (Hs != OH || Ws != OW);
     float* ap = copy_a ? scratch<float>(Scratch::dcol, M * p.phase) : nullptr;
     float* dq = dx && !p.dq_in_place ? scratch<float>(Scratch::temp, p.dsize) : nullptr;
-    float* outb = dx && !p.dx_direct ? detail::own_scratch(p.out_size, 1) : nullptr;
+    float* outb = dx && !p.dx_direct ? scratch<float>(Scratch::phase_out, p.out_size) : nullptr;
     for (std::size_t n = n0; n < n1; ++n) {
       const float* xn = x + n * isz;
       const float* dyn = dy + n * osz;

@@ -85,7 +85,8 @@ inline void barrier([[maybe_unused]] int nt) {
 enum class Scratch : int {
   col = 0, dcol = 1, accum = 2, temp = 3, packed = 4, wide = 5,
   wino_u = 6, wino_v = 7, wino_m = 8, wino_small = 9, wino_grad = 10,  // Winograd convolutions (winograd.hpp)
-  count = 11
+  phase_acc = 11, phase_out = 12,  // strided backward on phase planes (phase_backward.hpp)
+  count = 13
 };
 
 /// A grow-only per-thread buffer of at least n elements (contents unspecified).
