@@ -12,6 +12,7 @@
 
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -73,21 +74,28 @@ class ByteReader {
     pos_ += sizeof(T);
     return v;
   }
-  std::string get_string(std::size_t max_len = 1u << 20) {
+  /// A length-prefixed string of at most `max_len` bytes; `what` names it in errors.
+  std::string get_string(std::size_t max_len = 1u << 20, std::string_view what = "string") {
     const auto n = get<std::uint32_t>();
-    if (n > max_len) fail("string length " + std::to_string(n) + " is implausible");
-    need(n, "string");
+    if (n > max_len)
+      fail(std::string(what) + ": length " + std::to_string(n) + " is implausible (at most " +
+           std::to_string(max_len) + ")");
+    need(n, what);
     std::string s(data_.data() + pos_, n);
     pos_ += n;
     return s;
   }
+  /// A length-prefixed array; its length is checked against the bytes left
+  /// before anything is allocated. `what` names it in errors.
   template <class T>
     requires std::is_arithmetic_v<T>
-  std::vector<T> get_vector() {
+  std::vector<T> get_vector(std::string_view what = "array") {
     const auto n = get<std::uint64_t>();
-    if (n > remaining() / sizeof(T)) fail("array of " + std::to_string(n) + " elements runs past the end");
+    if (n > remaining() / sizeof(T))
+      fail("truncated: " + std::string(what) + " of " + std::to_string(n) + " elements runs past the end (" +
+           std::to_string(remaining()) + " bytes remain)");
     std::vector<T> v(n);
-    std::memcpy(v.data(), data_.data() + pos_, n * sizeof(T));
+    if (n) std::memcpy(v.data(), data_.data() + pos_, n * sizeof(T));  // an empty vector's data() may be null
     pos_ += n * sizeof(T);
     return v;
   }
@@ -99,11 +107,26 @@ class ByteReader {
     if (n != out.size())
       fail(std::string(what) + " has " + std::to_string(n) + " elements, expected " + std::to_string(out.size()));
     need(n * sizeof(T), what);
-    std::memcpy(out.data(), data_.data() + pos_, n * sizeof(T));
+    if (n) std::memcpy(out.data(), data_.data() + pos_, n * sizeof(T));
     pos_ += n * sizeof(T);
   }
   void expect(bool ok, const std::string& what) const {
     if (!ok) fail(what);
+  }
+  /// Fails unless at least `bytes` are left: lets a reader refuse a size read
+  /// from the file (a parameter count, a table) before it allocates for it.
+  void expect_remaining(std::uint64_t bytes, std::string_view what) const {
+    if (bytes > remaining())
+      fail("truncated: " + std::string(what) + " needs at least " + std::to_string(bytes) + " bytes but only " +
+           std::to_string(remaining()) + " remain");
+  }
+  /// Fails naming `what` and the index of the first NaN or infinity in `v`.
+  template <class T>
+    requires std::is_floating_point_v<T>
+  void expect_finite(std::span<const T> v, std::string_view what) const {
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (!std::isfinite(v[i]))
+        fail(std::string(what) + "[" + std::to_string(i) + "] is " + std::to_string(v[i]) + ", not a finite number");
   }
   std::size_t remaining() const { return data_.size() - pos_; }
   bool at_end() const { return pos_ == data_.size(); }
