@@ -10,7 +10,8 @@
  *  "expected conv1.weight [32,1,3,3], file has [64,1,3,3]". Values are
  *  staged and copied only once everything matched, so a failed load never
  *  leaves a half-overwritten network. A float file loads into a double store
- *  (and back, rounding), so gradient tests can reuse trained weights. */
+ *  (and back, rounding), so gradient tests can reuse trained weights. Every
+ *  value must be finite (after rounding to the store's type). */
 #pragma once
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/serialization.hpp>
@@ -87,6 +88,8 @@ void load_parameters(io::ByteReader& r, ParameterStore<T>& store) {
       r.get_into(std::span<double>(tmp), e.name);
       std::transform(tmp.begin(), tmp.end(), dst.begin(), [](double v) { return T(v); });
     }
+    // After any rounding: a double beyond float's range is infinite here.
+    r.expect_finite(std::span<const T>(dst), "parameter " + e.name);
   }
   if (count < entries.size())
     r.fail("architecture mismatch: file has " + std::to_string(count) + " parameter tensors, the network " +

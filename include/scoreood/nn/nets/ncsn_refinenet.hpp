@@ -35,6 +35,7 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -78,6 +79,32 @@ class NcsnRefineNet<backend::cpu, T> {
   ParameterStore<T>& parameters() { return *store_; }
   const ParameterStore<T>& parameters() const { return *store_; }
   std::size_t parameter_count() const { return store_->count(); }
+  /// The parameter count of a network of config `c`, computed without building
+  /// it (load() checks it against the file before allocating). `c` must pass
+  /// the size bounds, which keep the count far from overflowing.
+  static std::uint64_t count_parameters(const Config& c) {
+    using u64 = std::uint64_t;
+    const u64 ch = c.channels, F = c.ngf, L = c.num_levels;
+    auto conv = [](u64 in, u64 out, u64 k, bool bias = true) { return out * in * k * k + (bias ? out : 0); };
+    auto cin = [L](u64 n) { return 3 * L * n; };  // CondInstanceNormPlusPlus: (L, 3n)
+    auto res = [&](u64 in, u64 out, bool down, u64 dilation) {  // NcsnResBlock
+      const u64 mid = down ? in : out;
+      const u64 shortcut = in != out || down ? conv(in, out, dilation ? 3 : 1) : 0;
+      return conv(in, mid, 3) + cin(mid) + conv(mid, out, 3) + shortcut + cin(in);
+    };
+    auto rcu = [&](u64 f, u64 blocks) { return blocks * 2 * (cin(f) + conv(f, f, 3, false)); };  // 2 stages
+    auto crp = [&](u64 f) { return 2 * (conv(f, f, 3, false) + cin(f)); };                        // 2 stages
+    auto refine = [&](std::initializer_list<u64> planes, u64 f, bool start, bool end) {          // CondRefineBlock
+      u64 n = rcu(f, end ? 3 : 1) + crp(f);
+      for (u64 p : planes) n += rcu(p, 2) + (start ? 0 : conv(p, f, 3) + cin(p));  // adapt conv; MSF conv + norm
+      return n;
+    };
+    return conv(ch, F, 3) + cin(F) + conv(F, ch, 3) + 2 * res(F, F, false, 0) + res(F, 2 * F, true, 0) +
+           res(2 * F, 2 * F, false, 0) + res(2 * F, 2 * F, true, 2) + res(2 * F, 2 * F, false, 2) +
+           res(2 * F, 2 * F, true, 4) + res(2 * F, 2 * F, false, 4) + refine({2 * F}, 2 * F, true, false) +
+           refine({2 * F, 2 * F}, 2 * F, false, false) + refine({2 * F, 2 * F}, F, false, false) +
+           refine({F, F}, F, false, true);
+  }
 
   /// Multiply-accumulates of the convolutions of one forward pass for one image
   /// (norms, pooling and resizing excluded, as in the PyTorch hook count).
@@ -192,6 +219,7 @@ class NcsnRefineNet<backend::cpu, T> {
     save_parameters(w, *store_);
   }
   /// Reads what save() wrote; a different architecture is rebuilt to match the file.
+  /// The sizes are checked before anything is built; on error the network is unchanged.
   void load(io::ByteReader& r) {
     const detail::NetSizes sizes = detail::read_net_header(r, name);
     Config c;
@@ -204,9 +232,22 @@ class NcsnRefineNet<backend::cpu, T> {
     } catch (const Error& e) {
       r.fail(std::string("bad architecture: ") + e.what());
     }
+    // Before anything is built: the file must hold the parameters this config implies.
+    detail::expect_parameters_fit(r,
+                                  "network '" + std::string(name) + "' (channels " + std::to_string(c.channels) +
+                                      ", image_size " + std::to_string(c.image_size) + ", ngf " +
+                                      std::to_string(c.ngf) + ", num_levels " + std::to_string(c.num_levels) + ")",
+                                  count_parameters(c));
     if (!(c == cfg_)) {
+      // Built aside and committed only once its parameters loaded: a failed
+      // load leaves this network as it was (as load_parameters does for the values).
+      auto store = std::make_unique<ParameterStore<T>>();
+      auto layers = std::make_unique<Layers>(*store, c, CounterRng(0, 0x9C5E));
+      load_parameters(r, *store);
+      l_ = std::move(layers);  // the old layers go before the store they point into
+      store_ = std::move(store);
       cfg_ = c;
-      build(0);
+      return;
     }
     load_parameters(r, *store_);
   }
@@ -246,11 +287,15 @@ class NcsnRefineNet<backend::cpu, T> {
   };
 
   static Config check(Config c) {
-    if (c.channels == 0 || c.num_levels == 0) throw ValueError("NcsnRefineNet: channels and num_levels must be positive");
+    using Lim = detail::NetLimits;
+    detail::check_net_size("NcsnRefineNet", "channels", c.channels, 1, Lim::max_channels);
+    detail::check_net_size("NcsnRefineNet", "num_levels", c.num_levels, 1, Lim::max_levels);
     if (c.ngf < 2)
       throw ValueError("NcsnRefineNet: ngf must be at least 2 (instance norm++ needs two channels), got " +
                        std::to_string(c.ngf));
-    if (c.image_size < 4 || c.image_size % 2 != 0)
+    detail::check_net_size("NcsnRefineNet", "ngf", c.ngf, 2, Lim::max_width);
+    detail::check_net_size("NcsnRefineNet", "image_size", c.image_size, 4, Lim::max_image_size);
+    if (c.image_size % 2 != 0)
       throw ValueError("NcsnRefineNet: image_size must be even and at least 4 (res2 halves it), got " +
                        std::to_string(c.image_size));
     return c;

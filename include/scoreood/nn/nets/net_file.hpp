@@ -1,7 +1,14 @@
 /** @file net_file.hpp
  *  @brief The header every score network writes before its parameters: its
- *  name and four sizes (channels, image size, width, noise levels). */
+ *  name and four sizes (channels, image size, width, noise levels), and the
+ *  bounds every network applies to them.
+ *
+ *  A file is untrusted: a network's load() checks each size against
+ *  NetLimits and the parameter count those sizes imply (computed without
+ *  building anything) against the bytes left in the file, so a header that
+ *  claims a huge network is refused before a single large allocation. */
 #pragma once
+#include <scoreood/core/error.hpp>
 #include <scoreood/core/serialization.hpp>
 
 #include <cstdint>
@@ -9,6 +16,29 @@
 #include <string_view>
 
 namespace scoreood::nn::detail {
+
+/// Sane upper bounds on network sizes, far above anything trained here
+/// (Fashion-MNIST 1 x 28, CIFAR 3 x 32, width 32..128, 10 levels).
+struct NetLimits {
+  static constexpr std::uint64_t max_channels = 64;
+  static constexpr std::uint64_t max_image_size = 1024;
+  static constexpr std::uint64_t max_width = 4096;
+  static constexpr std::uint64_t max_levels = 10000;
+};
+
+/// Throws ValueError("<net>: <field> <value> is outside [lo, hi]") unless lo <= value <= hi.
+inline void check_net_size(std::string_view net, std::string_view field, std::uint64_t value, std::uint64_t lo,
+                           std::uint64_t hi) {
+  if (value < lo || value > hi)
+    throw ValueError(std::string(net) + ": " + std::string(field) + " " + std::to_string(value) + " is outside [" +
+                     std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
+/// Refuses a file whose remaining bytes cannot hold `count` parameter values
+/// (4 bytes each at least: float files are the smallest), before the network is built.
+inline void expect_parameters_fit(io::ByteReader& r, std::string_view what, std::uint64_t count) {
+  r.expect_remaining(count * 4, std::string(what) + " with " + std::to_string(count) + " parameters");
+}
 
 /// The sizes a network file records; `width` is SmallUNet's width or NCSN's ngf.
 struct NetSizes {

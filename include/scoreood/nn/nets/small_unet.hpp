@@ -68,6 +68,19 @@ class SmallUNet<backend::cpu, T> {
   ParameterStore<T>& parameters() { return *store_; }
   const ParameterStore<T>& parameters() const { return *store_; }
   std::size_t parameter_count() const { return store_->count(); }
+  /// The parameter count of a network of config `c`, computed without building
+  /// it (load() checks it against the file before allocating). `c` must pass
+  /// the size bounds, which keep the count far from overflowing.
+  static std::uint64_t count_parameters(const Config& c) {
+    const std::uint64_t ch = c.channels, C = c.width, L = c.num_levels;
+    auto conv = [](std::uint64_t in, std::uint64_t out, std::uint64_t k) { return out * in * k * k + out; };
+    auto cin = [L](std::uint64_t n) { return 3 * L * n; };  // CondInstanceNormPlusPlus: (L, 3n)
+    auto rb = [&](std::uint64_t in, std::uint64_t out, std::uint64_t stride) {  // CondResBlock
+      return cin(in) + conv(in, out, 3) + cin(out) + conv(out, out, 3) + (in != out || stride != 1 ? conv(in, out, 1) : 0);
+    };
+    return conv(ch, C, 3) + rb(C, C, 1) + rb(C, 2 * C, 2) + rb(2 * C, 2 * C, 2) + rb(2 * C, 2 * C, 1) +
+           rb(2 * C, C, 1) + rb(C, C, 1) + cin(C) + conv(C, ch, 3);
+  }
 
   /// Multiply-accumulates of one forward pass for one image.
   std::size_t macs_per_image() const {
@@ -140,6 +153,7 @@ class SmallUNet<backend::cpu, T> {
     save_parameters(w, *store_);
   }
   /// Reads what save() wrote; a different architecture is rebuilt to match the file.
+  /// The sizes are checked before anything is built; on error the network is unchanged.
   void load(io::ByteReader& r) {
     const detail::NetSizes sizes = detail::read_net_header(r, name);
     Config c;
@@ -152,9 +166,22 @@ class SmallUNet<backend::cpu, T> {
     } catch (const Error& e) {
       r.fail(std::string("bad architecture: ") + e.what());
     }
+    // Before anything is built: the file must hold the parameters this config implies.
+    detail::expect_parameters_fit(r,
+                                  "network '" + std::string(name) + "' (channels " + std::to_string(c.channels) +
+                                      ", image_size " + std::to_string(c.image_size) + ", width " +
+                                      std::to_string(c.width) + ", num_levels " + std::to_string(c.num_levels) + ")",
+                                  count_parameters(c));
     if (!(c == cfg_)) {
+      // Built aside and committed only once its parameters loaded: a failed
+      // load leaves this network as it was (as load_parameters does for the values).
+      auto store = std::make_unique<ParameterStore<T>>();
+      auto layers = std::make_unique<Layers>(*store, c, CounterRng(0, 0x5EED));
+      load_parameters(r, *store);
+      l_ = std::move(layers);  // the old layers go before the store they point into
+      store_ = std::move(store);
       cfg_ = c;
-      build(0);
+      return;
     }
     load_parameters(r, *store_);
   }
@@ -183,9 +210,13 @@ class SmallUNet<backend::cpu, T> {
   };
 
   static Config check(Config c) {
-    if (c.channels == 0 || c.width == 0 || c.num_levels == 0)
-      throw ValueError("SmallUNet: channels, width and num_levels must be positive");
-    if (c.image_size < 4 || c.image_size % 4 != 0)
+    using Lim = detail::NetLimits;
+    detail::check_net_size("SmallUNet", "channels", c.channels, 1, Lim::max_channels);
+    // Instance norm++ needs two channels (the first stage has `width`).
+    detail::check_net_size("SmallUNet", "width", c.width, 2, Lim::max_width);
+    detail::check_net_size("SmallUNet", "num_levels", c.num_levels, 1, Lim::max_levels);
+    detail::check_net_size("SmallUNet", "image_size", c.image_size, 4, Lim::max_image_size);
+    if (c.image_size % 4 != 0)
       throw ValueError("SmallUNet: image_size must be a positive multiple of 4, got " + std::to_string(c.image_size));
     return c;
   }

@@ -136,8 +136,9 @@ class Adam {
     w.put_vector(v_);
   }
 
-  /// Reads what save() wrote; the moment arrays must fit this store exactly.
-  /// The stored options replace the current ones (call set_lr() after to change them).
+  /// Reads what save() wrote; the moment arrays must fit this store exactly and
+  /// hold finite values (the second moment >= 0). The stored options replace
+  /// the current ones (call set_lr() after to change them).
   void load(io::ByteReader& r) {
     const std::string tag = r.get_string(64);
     r.expect(tag == "adam", "expected Adam optimiser state, found '" + tag + "'");
@@ -157,9 +158,15 @@ class Adam {
       r.fail(std::string("Adam state: ") + e.what());
     }
     const auto t = r.get<std::uint64_t>();
+    // Two arrays of the store's size follow: check they are there before allocating them.
+    r.expect_remaining(2 * (8 + std::uint64_t(m_.size()) * sizeof(T)), "Adam moments");
     std::vector<T> m(m_.size()), v(v_.size());
     r.get_into(std::span<T>(m), "Adam first moment");
+    r.expect_finite(std::span<const T>(m), "Adam first moment");
     r.get_into(std::span<T>(v), "Adam second moment");
+    r.expect_finite(std::span<const T>(v), "Adam second moment");
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (v[i] < T(0)) r.fail("Adam second moment[" + std::to_string(i) + "] is negative (" + std::to_string(v[i]) + ")");
     opt_ = o;
     t_ = t;
     m_ = std::move(m);

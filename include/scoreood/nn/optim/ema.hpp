@@ -78,7 +78,7 @@ class Ema {
     w.put_vector(shadow_);
   }
 
-  /// Reads what save() wrote; the shadow must have this store's size.
+  /// Reads what save() wrote; the shadow must have this store's size and finite values.
   void load(io::ByteReader& r) {
     const std::string tag = r.get_string(64);
     r.expect(tag == "ema", "expected EMA state, found '" + tag + "'");
@@ -88,8 +88,10 @@ class Ema {
     const double rate = r.get<double>();
     r.expect(rate >= 0 && rate < 1, "EMA rate " + std::to_string(rate) + " is outside [0, 1)");
     const auto updates = r.get<std::uint64_t>();
+    r.expect_remaining(8 + std::uint64_t(shadow_.size()) * sizeof(T), "EMA shadow");
     std::vector<T> s(shadow_.size());
     r.get_into(std::span<T>(s), "EMA shadow");
+    r.expect_finite(std::span<const T>(s), "EMA shadow");
     rate_ = rate;
     updates_ = updates;
     shadow_ = std::move(s);
