@@ -79,7 +79,8 @@ ModelHeader read_header(so::io::ByteReader& r) {
   h.net = r.get_string(64);
   h.aug = r.get_string(64);
   h.density = r.get_string(64);
-  h.sigmas = r.get_vector<float>();
+  h.sigmas = r.get_vector<float>("noise levels");
+  if (const auto problem = so::schedule::sigma_problem(h.sigmas); !problem.empty()) r.fail(problem);
   h.features = r.get_string(64);
   h.draws = r.get<std::uint64_t>();
   h.seed = r.get<std::uint64_t>();

@@ -15,6 +15,7 @@
 #include <scoreood/density/gmm.hpp>
 #include <scoreood/nn/nets/small_unet.hpp>
 #include <scoreood/schedule/geometric.hpp>
+#include <scoreood/schedule/validate.hpp>
 #include <scoreood/score/normality.hpp>
 #include <scoreood/score/trainer.hpp>
 
@@ -56,6 +57,8 @@ class ScoreOOD {
   template <concepts::NoiseSchedule Schedule = schedule::Geometric>
   explicit ScoreOOD(Schedule schedule = {}, Options opt = {}, Aug aug = {}, Density density = {})
       : sigmas_(schedule.sigmas()), opt_(std::move(opt)), aug_(std::move(aug)), density_(std::move(density)) {
+    schedule::check_sigmas(sigmas_, "ScoreOOD");  // what load() demands of a file
+    check_draws(opt_.draws);
     opt_.net.num_levels = sigmas_.size();
     if (!opt_.features) opt_.features = default_features();
     net_ = std::make_unique<Net>(opt_.net, opt_.seed);
@@ -142,15 +145,17 @@ class ScoreOOD {
     expect_name(Net::name, "network");
     expect_name(Aug::name, "augmentation");
     expect_name(Density::name, "density");
-    auto sig = r.get_vector<float>();
-    if (sig.empty()) r.fail("has no noise levels");
+    auto sig = r.get_vector<float>("noise levels");
+    if (const auto problem = schedule::sigma_problem(sig); !problem.empty()) r.fail(problem);
     score::FeatureSet f;
     try {
-      f = score::FeatureSet::parse(r.get_string(64));
+      f = score::FeatureSet::parse(r.get_string(64, "features"));
     } catch (const ValueError& e) {
       r.fail(e.what());
     }
     const auto draws = r.get<std::uint64_t>();
+    if (draws < 1 || draws > kMaxDraws)
+      r.fail("draws " + std::to_string(draws) + " is outside [1, " + std::to_string(kMaxDraws) + "]");
     const auto seed = r.get<std::uint64_t>();
     auto net = std::make_unique<Net>(opt_.net, seed);
     net->load(r);
@@ -158,6 +163,13 @@ class ScoreOOD {
     Density d;
     const bool fitted = r.get<std::uint8_t>() != 0;
     if (fitted) d.load(r);
+    if constexpr (requires { d.dim(); }) {
+      // Otherwise every score() would fail on the vectors' length.
+      const std::size_t D = f.dims(sig.size(), aug_.size());
+      if (fitted && d.dim() != D)
+        r.fail("the density was fitted on " + std::to_string(d.dim()) + "-dimensional vectors, but features " +
+               f.str() + " with " + std::to_string(sig.size()) + " levels give " + std::to_string(D));
+    }
     if (!r.at_end()) r.fail("unexpected data after the detector");
     // Commit only after everything parsed: a failed load leaves the detector as it was.
     sigmas_ = std::move(sig);
@@ -187,11 +199,21 @@ class ScoreOOD {
     opt_.features = f;
     fitted_ = false;
   }
-  void set_draws(std::size_t d) { opt_.draws = d; fitted_ = false; }
+  void set_draws(std::size_t d) {
+    check_draws(d);
+    opt_.draws = d;
+    fitted_ = false;
+  }
   void set_progress(std::ostream* os) { opt_.progress = os; }
   bool fitted() const { return fitted_; }
 
  private:
+  /// Noise draws per image: more than this is a corrupt value, not a setting.
+  static constexpr std::uint64_t kMaxDraws = 1u << 16;
+  static void check_draws(std::uint64_t d) {
+    if (d < 1 || d > kMaxDraws)
+      throw ValueError("ScoreOOD: draws " + std::to_string(d) + " is outside [1, " + std::to_string(kMaxDraws) + "]");
+  }
   static score::FeatureSet default_features() {
     if constexpr (std::is_same_v<Aug, augment::Identity>) return score::FeatureSet{.msma = true, .rec = true};
     // The per-element vector with msma, in log space: the best measured on a validation

@@ -4,3 +4,4 @@
 #include <scoreood/schedule/explicit_list.hpp>
 #include <scoreood/schedule/geometric.hpp>
 #include <scoreood/schedule/linear.hpp>
+#include <scoreood/schedule/validate.hpp>

@@ -10,6 +10,7 @@
 #include <scoreood/core/serialization.hpp>
 #include <scoreood/core/tensor.hpp>
 #include <scoreood/nn/optim.hpp>
+#include <scoreood/schedule/validate.hpp>
 #include <scoreood/score/dsm.hpp>
 
 #include <chrono>
@@ -58,6 +59,7 @@ class Trainer {
   Trainer(Net& net, Aug aug, std::vector<float> sigmas, TrainOptions opt = {})
       : net_(&net), aug_(std::move(aug)), sigmas_(std::move(sigmas)), opt_(std::move(opt)),
         adam_(net.parameters(), make_adam_options(opt_)) {
+    schedule::check_sigmas(sigmas_, "Trainer");  // what load() demands of a file
     if (sigmas_.size() != net.config().num_levels)
       throw ValueError("Trainer: " + std::to_string(sigmas_.size()) + " noise levels, the network has " +
                        std::to_string(net.config().num_levels));
@@ -146,26 +148,46 @@ class Trainer {
   }
 
   /// Restores what save() wrote; the next run() continues from the saved step.
+  /// Every stored size and value is checked; on error the trainer and its
+  /// network are unchanged (the file is first read into scratch copies).
   void load(const std::filesystem::path& path) {
     const auto body = io::load_container(path, kind);
-    io::ByteReader r(body, path.string());
-    step_ = r.get<std::uint64_t>();
-    const auto seed = r.get<std::uint64_t>();
-    if (seed != opt_.seed) r.fail("was trained with seed " + std::to_string(seed) + ", this run uses " + std::to_string(opt_.seed));
-    const auto sig = r.get_vector<float>();
-    if (sig != sigmas_) r.fail("was trained with another noise schedule");
-    const auto aug = r.get_string(64);
-    if (aug != Aug::name) r.fail("was trained with augmentation '" + aug + "', this run uses '" + std::string(Aug::name) + "'");
-    net_->load(r);
-    adam_ = nn::Adam<T>(net_->parameters(), make_adam_options(opt_));
-    adam_.load(r);
-    if (r.get<std::uint8_t>()) {
-      ema_.emplace(net_->parameters(), opt_.ema > 0 ? opt_.ema : 0.999);
-      ema_->load(r);
+    {
+      Net net(net_->config());
+      nn::Adam<T> adam(net.parameters(), make_adam_options(opt_));
+      std::optional<nn::Ema<T>> ema;
+      io::ByteReader r(body, path.string());
+      read_state(r, net, adam, ema);
     }
+    io::ByteReader r(body, path.string());
+    step_ = read_state(r, *net_, adam_, ema_);  // cannot fail now: the same bytes just passed
   }
 
  private:
+  /// Parses a state body into `net`, `adam` and `ema`; returns the step.
+  std::size_t read_state(io::ByteReader& r, Net& net, nn::Adam<T>& adam, std::optional<nn::Ema<T>>& ema) const {
+    const auto step = r.get<std::uint64_t>();
+    const auto seed = r.get<std::uint64_t>();
+    if (seed != opt_.seed) r.fail("was trained with seed " + std::to_string(seed) + ", this run uses " + std::to_string(opt_.seed));
+    const auto sig = r.get_vector<float>("noise levels");
+    if (const auto problem = schedule::sigma_problem(sig); !problem.empty()) r.fail(problem);
+    if (sig != sigmas_) r.fail("was trained with another noise schedule");
+    const auto aug = r.get_string(64, "augmentation");
+    if (aug != Aug::name) r.fail("was trained with augmentation '" + aug + "', this run uses '" + std::string(Aug::name) + "'");
+    net.load(r);  // checks the network's sizes against the file before building it
+    if (net.config().num_levels != sigmas_.size())
+      r.fail("holds a network conditioned on " + std::to_string(net.config().num_levels) + " noise levels, but " +
+             std::to_string(sigmas_.size()) + " sigmas");
+    adam = nn::Adam<T>(net.parameters(), make_adam_options(opt_));
+    adam.load(r);
+    if (r.get<std::uint8_t>()) {
+      ema.emplace(net.parameters(), opt_.ema > 0 ? opt_.ema : 0.999);
+      ema->load(r);
+    }
+    if (!r.at_end()) r.fail("unexpected data after the training state");
+    return step;
+  }
+
   static nn::AdamOptions make_adam_options(const TrainOptions& o) {
     nn::AdamOptions a;
     a.lr = o.lr;
