@@ -12,6 +12,7 @@
 #include <scoreood/density/standard_scaler.hpp>
 
 #include <cmath>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -106,17 +107,24 @@ class Gaussian {
     if (tag != name) r.fail("expected a 'gaussian' density model, found '" + tag + "'");
     GaussianOptions opt;
     opt.reg_covar = r.get<double>();
+    if (!std::isfinite(opt.reg_covar) || !(opt.reg_covar >= 0))
+      r.fail("gaussian: reg_covar " + std::to_string(opt.reg_covar) + " is not finite and >= 0");
     StandardScaler scaler;
     scaler.load(r, "gaussian");
-    const auto d = scaler.dim();
-    auto m = r.get_vector<double>();
-    auto c = r.get_vector<double>();
-    if (m.size() != d || c.size() != d * d)
+    const auto d = scaler.dim();  // >= 1
+    auto m = r.get_vector<double>("gaussian mean");
+    auto c = r.get_vector<double>("gaussian covariance");
+    // c.size() == d * d, written so that a huge d cannot overflow the product.
+    if (m.size() != d || c.size() / d != d || c.size() % d != 0)
       r.fail("gaussian: mean/covariance sizes " + std::to_string(m.size()) + "/" + std::to_string(c.size()) +
              " do not fit dimension " + std::to_string(d));
+    r.expect_finite(std::span<const double>(m), "gaussian mean");
+    r.expect_finite(std::span<const double>(c), "gaussian covariance");
+    const Eigen::Map<Eigen::MatrixXd> cov(c.data(), Eigen::Index(d), Eigen::Index(d));
+    // The Cholesky factorisation reads one triangle only: an asymmetric matrix would load as another one.
+    if (!cov.isApprox(cov.transpose(), 1e-10)) r.fail("gaussian: stored covariance is not symmetric");
     detail::GaussianComponent g;
-    if (!g.set(Eigen::Map<Eigen::VectorXd>(m.data(), Eigen::Index(d)),
-               Eigen::Map<Eigen::MatrixXd>(c.data(), Eigen::Index(d), Eigen::Index(d))))
+    if (!g.set(Eigen::Map<Eigen::VectorXd>(m.data(), Eigen::Index(d)), cov))
       r.fail("gaussian: stored covariance is not positive definite");
     opt_ = opt;
     scaler_ = std::move(scaler);

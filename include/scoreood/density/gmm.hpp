@@ -279,16 +279,27 @@ class Gmm {
     const double lb = r.get<double>();
     StandardScaler scaler;
     scaler.load(r, "gmm");
-    const auto d = scaler.dim();
-    auto wt = r.get_vector<double>();
-    auto m = r.get_vector<double>();
-    auto c = r.get_vector<double>();
+    const auto d = scaler.dim();  // >= 1
+    auto wt = r.get_vector<double>("gmm weights");
+    auto m = r.get_vector<double>("gmm means");
+    auto c = r.get_vector<double>("gmm covariances");
     const auto k = wt.size();
-    if (k == 0 || m.size() != k * d || c.size() != k * d * d)
+    // m.size() == k * d and c.size() == k * d * d, written so that no product can overflow.
+    if (k == 0 || m.size() / d != k || m.size() % d != 0 || c.size() / d != m.size() || c.size() % d != 0)
       r.fail("gmm: " + std::to_string(k) + " weights, " + std::to_string(m.size()) + " mean and " +
              std::to_string(c.size()) + " covariance values do not fit dimension " + std::to_string(d));
+    // Stored weights are what save() wrote: finite, >= 0, summing to 1. A file
+    // whose weights do not is corrupt (they used to be renormalised silently).
+    double wsum = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      if (!std::isfinite(wt[i]) || !(wt[i] >= 0))
+        r.fail("gmm: weight " + std::to_string(i) + " is " + std::to_string(wt[i]) + ", not a finite number >= 0");
+      wsum += wt[i];
+    }
+    if (!(std::abs(wsum - 1.0) <= 1e-6))
+      r.fail("gmm: the " + std::to_string(k) + " weights sum to " + std::to_string(wsum) + ", not 1");
     std::string err;
-    Mixture mix = Mixture::from_arrays(wt, m, c, k, d, err);
+    Mixture mix = Mixture::from_arrays(wt, m, c, k, d, err, /*allow_zero_weights=*/true);
     if (!err.empty()) r.fail("gmm: stored mixture is invalid: " + err);
     opt_ = std::move(opt);
     chosen_ = chosen;
@@ -333,16 +344,21 @@ class Gmm {
     Eigen::VectorXd score(const Eigen::MatrixXd& Z) const { return e_step(Z); }
 
     /// Builds a mixture from row-major arrays; `err` is set (and the result unusable) on failure.
+    /// Weights must be finite and > 0 (>= 0 with `allow_zero_weights`, some > 0).
     static Mixture from_arrays(const std::vector<double>& w, const std::vector<double>& m, const std::vector<double>& c,
-                               std::size_t k, std::size_t d, std::string& err) {
+                               std::size_t k, std::size_t d, std::string& err, bool allow_zero_weights = false) {
       Mixture mix;
       double sum = 0;
       for (std::size_t i = 0; i < k; ++i) {
-        if (!std::isfinite(w[i]) || !(w[i] > 0)) {
-          err = "weight " + std::to_string(i) + " is not a finite positive number";
+        if (!std::isfinite(w[i]) || !(allow_zero_weights ? w[i] >= 0 : w[i] > 0)) {
+          err = "weight " + std::to_string(i) + " is not a finite " + (allow_zero_weights ? "number >= 0" : "positive number");
           return mix;
         }
         sum += w[i];
+      }
+      if (!(sum > 0)) {
+        err = "the weights sum to zero";
+        return mix;
       }
       mix.log_w.resize(Eigen::Index(k));
       mix.comps.resize(k);

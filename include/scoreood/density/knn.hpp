@@ -84,7 +84,7 @@ class Knn {
     const auto k = r.get<std::uint32_t>();
     StandardScaler scaler;
     scaler.load(r, "knn");
-    auto t = r.get_vector<double>();
+    auto t = r.get_vector<double>("knn reference rows");
     const auto d = scaler.dim();
     if (k < 1 || k > (1u << 30)) r.fail("knn: implausible k = " + std::to_string(k));
     if (t.size() % d != 0 || t.size() / d < std::max<std::size_t>(2, k))

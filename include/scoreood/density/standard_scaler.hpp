@@ -76,8 +76,8 @@ class StandardScaler {
   }
   /// Reads what save wrote; `who` prefixes messages.
   void load(io::ByteReader& r, std::string_view who = "StandardScaler") {
-    auto m = r.get_vector<double>();
-    auto s = r.get_vector<double>();
+    auto m = r.get_vector<double>(std::string(who) + " scaler means");
+    auto s = r.get_vector<double>(std::string(who) + " scaler scales");
     if (m.empty() || m.size() != s.size())
       r.fail(std::string(who) + ": scaler has " + std::to_string(m.size()) + " means and " + std::to_string(s.size()) +
              " scales");
