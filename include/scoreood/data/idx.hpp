@@ -4,13 +4,15 @@
  *  Format (big-endian): bytes 0,0 | type (0x08 = unsigned byte) | number of
  *  dimensions | one u32 per dimension | the data. Images are magic 0x00000803
  *  (N × rows × cols), labels 0x00000801 (N). The header is checked against the
- *  file before anything is allocated (see input_file.hpp). */
+ *  file before anything is allocated (see input_file.hpp); a gzip stream's
+ *  buffer grows with the data that really arrives. */
 #pragma once
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/tensor.hpp>
 #include <scoreood/data/dataset.hpp>
 #include <scoreood/data/input_file.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -81,6 +83,32 @@ std::array<std::uint32_t, NDims> read_idx_header(InputFile& f, std::string_view 
   return dims;
 }
 
+/// Reads the `n` payload bytes a validated header declared. A raw file's size
+/// was checked exactly, so the buffer is allocated at once; a gzip stream may
+/// still be shorter than its header claims (up to deflate's ~1032:1 ratio), so
+/// its buffer grows as data really arrives and a lying header costs no more
+/// memory than the data it comes with.
+inline std::vector<unsigned char> read_idx_payload(InputFile& f, std::uint64_t n, const std::string& what) {
+  std::vector<unsigned char> bytes;
+  if (!f.gzipped()) {
+    bytes.resize(n);
+    f.read_exact(bytes.data(), bytes.size(), what);
+    return bytes;
+  }
+  std::uint64_t chunk = std::uint64_t(1) << 20;
+  while (bytes.size() < n) {
+    const std::size_t old = bytes.size();
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, n - old));
+    bytes.resize(old + want);
+    const std::size_t got = f.read(bytes.data() + old, want);
+    if (got < want)
+      f.fail("truncated: " + what + " needs " + std::to_string(n) + " bytes but only " + std::to_string(old + got) +
+             " remain");
+    chunk = std::min<std::uint64_t>(chunk * 2, std::uint64_t(1) << 28);
+  }
+  return bytes;
+}
+
 }  // namespace detail
 
 /// Reads an IDX image file (magic 0x00000803) as N×1×rows×cols floats in [0, 1].
@@ -88,8 +116,8 @@ inline Images load_idx_images(const std::filesystem::path& path) {
   detail::InputFile f(path);
   const auto dims = detail::read_idx_header<3>(f, "images");
   const std::size_t n = dims[0], h = dims[1], w = dims[2];
-  std::vector<unsigned char> bytes(n * h * w);
-  f.read_exact(bytes.data(), bytes.size(), "pixel data of " + std::to_string(n) + " images");
+  const std::vector<unsigned char> bytes =
+      detail::read_idx_payload(f, std::uint64_t(n) * h * w, "pixel data of " + std::to_string(n) + " images");
   f.expect_end("the declared images");
   Images x = Images::from_shape({n, std::size_t(1), h, w});
   detail::bytes_to_unit_float(bytes.data(), x.data(), bytes.size());
@@ -100,8 +128,7 @@ inline Images load_idx_images(const std::filesystem::path& path) {
 inline std::vector<int> load_idx_labels(const std::filesystem::path& path) {
   detail::InputFile f(path);
   const auto dims = detail::read_idx_header<1>(f, "labels");
-  std::vector<unsigned char> bytes(dims[0]);
-  f.read_exact(bytes.data(), bytes.size(), std::to_string(dims[0]) + " labels");
+  const std::vector<unsigned char> bytes = detail::read_idx_payload(f, dims[0], std::to_string(dims[0]) + " labels");
   f.expect_end("the declared labels");
   return std::vector<int>(bytes.begin(), bytes.end());
 }
