@@ -69,7 +69,10 @@ void im2col(const ConvGeometry& g, const T* x, T* col) {
         std::size_t ox_lo, ox_hi;
         g.valid_range(offx, Wo, W, ox_lo, ox_hi);
         std::fill(row, row + oy_lo * Wo, T(0));
-        if (g.flat_shift() && oy_hi > oy_lo) {
+        // (An empty column range, a tap entirely in the padding of a narrow
+        // image, takes the loop below: the block copy would read before or
+        // after the plane.)
+        if (g.flat_shift() && oy_hi > oy_lo && ox_hi > ox_lo) {
           // Output and input rows have the same width: the whole valid block is
           // one shifted copy; the wrapped-around border columns are re-zeroed.
           const std::ptrdiff_t shift = offy * std::ptrdiff_t(W) + offx;
@@ -117,7 +120,7 @@ void col2im_add(const ConvGeometry& g, T* col, T* x) {
         const std::ptrdiff_t offx = std::ptrdiff_t(kx * g.dilation) - std::ptrdiff_t(g.pad);
         std::size_t ox_lo, ox_hi;
         g.valid_range(offx, Wo, W, ox_lo, ox_hi);
-        if (g.flat_shift() && oy_hi > oy_lo) {
+        if (g.flat_shift() && oy_hi > oy_lo && ox_hi > ox_lo) {  // as in im2col: not for an empty column range
           // Zero the padding taps inside the block, then one contiguous shifted add.
           for (std::size_t oy = oy_lo; oy < oy_hi; ++oy) {
             T* r = row + oy * Wo;
