@@ -36,19 +36,22 @@ concept NoiseSchedule = requires(const S& s) {
 
 /// A noise-conditional score network s(x, i).
 ///  - `Config` with `channels`, `image_size`, `num_levels`; constructor `(Config, seed)`;
-///  - `forward(x, levels)` (training, keeps activations) and `infer(x, levels, out) const`;
+///  - `forward(x, levels)` (training, keeps activations);
+///  - `infer(ws, x, levels, out) const` with a caller-owned `Workspace` (safe from several threads,
+///    each with its own), and `infer(x, levels, out) const` (nn/workspace.hpp);
 ///  - `backward(d_score)` accumulating into `parameters()` (a flat ParameterStore);
 ///  - `save(ByteWriter&)` / `load(ByteReader&)` including the architecture.
 template <class N>
 concept ScoreNetwork = requires(N n, const N cn, const Tensor4<typename N::value_type>& x,
                                 Tensor4<typename N::value_type>& y, std::span<const int> levels, io::ByteWriter& w,
-                                io::ByteReader& r, typename N::Config cfg) {
+                                io::ByteReader& r, typename N::Config cfg, typename N::Workspace& ws) {
   requires Backend<typename N::backend_type>;
   { N::name } -> std::convertible_to<std::string_view>;
   { cn.config().channels } -> std::convertible_to<std::size_t>;
   { cn.config().image_size } -> std::convertible_to<std::size_t>;
   { cn.config().num_levels } -> std::convertible_to<std::size_t>;
   { n.forward(x, levels) } -> std::same_as<const Tensor4<typename N::value_type>&>;
+  cn.infer(ws, x, levels, y);
   cn.infer(x, levels, y);
   n.backward(x);
   { n.parameters() } -> std::same_as<nn::ParameterStore<typename N::value_type>&>;

@@ -5,7 +5,16 @@
  *  normality()    the multi-scale normality vectors of images (Eq. 2, 3, 5)
  *  fit_density()  fits the density policy on training images' vectors
  *  score()        negative log-likelihood: higher = more out-of-distribution
- *  save()/load()  network, schedule, features and density in one checked file */
+ *  save()/load()  network, schedule, features and density in one checked file
+ *
+ *  Threads: every `const` method (normality, score, score_vectors, save, the
+ *  accessors) may be called from any number of threads at once on one
+ *  detector, e.g. a server scoring requests concurrently; each call works in
+ *  its own scratch (the network's `Workspace`, nn/workspace.hpp) and gives
+ *  bit for bit the result of a lone call. A progress stream set with
+ *  set_progress() is then written from several threads: use one that is safe
+ *  to share (std::cout is) or none. The non-const methods (train, fit_density,
+ *  load, set_*) need the detector to themselves. */
 #pragma once
 #include <scoreood/augment/identity.hpp>
 #include <scoreood/augment/rot4.hpp>

@@ -268,7 +268,11 @@ TEST_CASE("scoreood train -> fit -> score -> eval on tiny images", "[cli][e2e]")
   CHECK(det.features().str() == "msma,rot");
   const auto lib_noise = det.score(so::data::load(d / "noise-images-idx3-ubyte").images);
   const auto lib_test = det.score(so::data::load(d / "test-images-idx3-ubyte").images);
-  for (std::size_t i = 0; i < M; ++i) CHECK(cli_scores[i] == Approx(lib_noise[i]).epsilon(1e-12));
+  // Same detector, same flags (tests/CMakeLists.txt): what is promised is the same scores up to
+  // float rounding. The network runs in float, and two programs may contract a*b+c into FMAs
+  // differently (GCC decides per translation unit), so 1e-6 relative, not bit equality; a wrong
+  // feature, density, level or image differs at order 1.
+  for (std::size_t i = 0; i < M; ++i) CHECK(cli_scores[i] == Approx(lib_noise[i]).epsilon(1e-6).margin(0));
 
   r = run_cli(d, {"eval", "--model", "det.sood", "--in", "test-images-idx3-ubyte", "--ood",
                   "noise=noise-images-idx3-ubyte", "--transforms", "rot90,patch_shuffle", "--seed", "5", "--json",

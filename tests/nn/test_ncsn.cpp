@@ -198,7 +198,12 @@ TEST_CASE("NcsnRefineNet backward matches finite differences", "[ncsn][gradcheck
   testing::fill_uniform(x, CounterRng(1, 2), 0.0, 1.0);
   const std::vector<int> levels{2, 0};
   auto& store = net.parameters();
-  const auto opt = fd_options(3, 1e-3);
+  // Floor 1e-2: a convolution bias that feeds a CIN++ gets a gradient of ~5e-4 (the norm removes
+  // the channel mean; only the alpha term of the means is left), and there the central
+  // difference's own rounding (~1e-9 absolute over a 8x8x2 output sum) is ~1e-6 of the value. It
+  // measured 1.09e-6 with floor 1e-3 on an AVX2 CPU, whose portable kernels sum in another order.
+  // Every entry is still held to 1e-8 absolute; the layer tests keep the tight floors.
+  const auto opt = fd_options(3, 1e-2);
   auto rep = testing::gradcheck_vars([&](Tensor4<double>& y) { y = net.forward(x, levels); },
                                      [&](const Tensor4<double>& dy) { net.backward(dy); }, param_vars(store), &store,
                                      opt);

@@ -111,6 +111,7 @@ Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> 
   std::vector<double> elem(N * L * G, 0.0), msma(N * L, 0.0);
   Images in, s;
   std::vector<int> levels;
+  typename Net::Workspace ws;  // this call's own scratch: normality() may run on several threads at once
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   std::size_t last_report = 0;
@@ -124,7 +125,7 @@ Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> 
         in.resize({B, C, H, W});
         std::copy(x, x + B * P, in.data());
         levels.assign(B, int(i));
-        net.infer(in, levels, s);
+        net.infer(ws, in, levels, s);
         for (std::size_t b = 0; b < B; ++b) {
           double acc = 0;
           const float* sp = s.data() + b * P;
@@ -153,7 +154,7 @@ Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> 
               aug.apply_image(noisy.data(), in.data() + (g * B + b) * P, C, H, W, g);
           }
         }
-        net.infer(in, levels, s);
+        net.infer(ws, in, levels, s);
         // || s + (x~ - x)/sigma^2 || = || s + z/sigma ||
         const float inv = 1.0f / sg;
 #pragma omp parallel for collapse(2) schedule(static)

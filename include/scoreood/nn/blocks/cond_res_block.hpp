@@ -54,13 +54,17 @@ class CondResBlock {
     }
   }
 
-  /// Forward without caching; `scratch` tensors are the caller's (reused across calls).
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
-    // One scratch tensor per shape: reusing one for two shapes would reallocate
-    // (and page-fault in) megabytes on every call.
-    Tensor4<T>& a = scratch_a_;
-    Tensor4<T>& b = scratch_b_;
-    Tensor4<T>& c = scratch_c_;
+  /// Inference scratch. One tensor per shape: reusing one for two shapes would reallocate
+  /// (and page-fault in) megabytes on every call.
+  struct Workspace {
+    Tensor4<T> a, b, c;
+  };
+
+  /// Forward without caching; the scratch is the caller's `ws` (reused across calls).
+  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    Tensor4<T>& a = ws.a;
+    Tensor4<T>& b = ws.b;
+    Tensor4<T>& c = ws.c;
     norm1_.infer_elu(x, levels, a, elu1_);
     conv1_.infer(a, b);
     norm2_.infer_elu(b, levels, c, elu2_);
@@ -70,6 +74,10 @@ class CondResBlock {
     } else {
       conv2_.infer(c, y, &x);
     }
+  }
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    Workspace ws;
+    infer(ws, x, levels, y);
   }
 
   /// dx = dL/dx; parameter gradients accumulate.
@@ -97,7 +105,6 @@ class CondResBlock {
   std::optional<Conv2d<T>> skip_;
   Tensor4<T> a_, b_, c_, s_;                     // activations kept for backward
   Tensor4<T> g1_, g2_, g3_, g4_;                 // gradient scratch
-  mutable Tensor4<T> scratch_a_, scratch_b_, scratch_c_;  // inference scratch
 };
 
 }  // namespace scoreood::nn

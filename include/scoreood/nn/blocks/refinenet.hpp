@@ -24,8 +24,9 @@
  *  Conventions as for the layers: forward() keeps what backward() needs (the
  *  inputs it is given must stay alive and unchanged until backward(), outputs
  *  must be tensors distinct from the inputs), backward() writes the input
- *  gradients and accumulates parameter gradients; infer() keeps nothing and
- *  uses per-block scratch (not thread-safe across calls on one block). */
+ *  gradients and accumulates parameter gradients; infer() keeps nothing: its
+ *  scratch is the caller's `Workspace` (one per thread), so any number of
+ *  threads may infer through one block at once. */
 #pragma once
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
@@ -117,30 +118,38 @@ class NcsnResBlock {
     }
   }
 
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
-    // One scratch tensor per shape, so repeated calls never reallocate.
-    norm1_->infer(x, levels, sa_);
-    elu1_.infer(sa_, sa_);
-    conv1_.infer(sa_, sb_);
-    norm2_.infer(sb_, levels, sc_);
-    elu2_.infer(sc_, sc_);
+  /// Inference scratch: one tensor per shape, so repeated calls with one workspace never reallocate.
+  struct Workspace {
+    Tensor4<T> a, b, c, d, e;
+  };
+
+  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    norm1_->infer(x, levels, ws.a);
+    elu1_.infer(ws.a, ws.a);
+    conv1_.infer(ws.a, ws.b);
+    norm2_.infer(ws.b, levels, ws.c);
+    elu2_.infer(ws.c, ws.c);
     if (pooled_) {
-      conv2_.infer(sc_, sd_);
-      pool_.infer(sd_, y);
+      conv2_.infer(ws.c, ws.d);
+      pool_.infer(ws.d, y);
     } else {
-      conv2_.infer(sc_, y);
+      conv2_.infer(ws.c, y);
     }
     if (shortcut_) {
-      shortcut_->infer(x, sd_);
+      shortcut_->infer(x, ws.d);
       if (pooled_) {
-        pool_s_.infer(sd_, se_);
-        cpu::add_inplace(y, se_);
+        pool_s_.infer(ws.d, ws.e);
+        cpu::add_inplace(y, ws.e);
       } else {
-        cpu::add_inplace(y, sd_);
+        cpu::add_inplace(y, ws.d);
       }
     } else {
       cpu::add_inplace(y, x);
     }
+  }
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    Workspace ws;
+    infer(ws, x, levels, y);
   }
 
   /// dx = dL/dx (dx distinct from dy); parameter gradients accumulate.
@@ -193,7 +202,6 @@ class NcsnResBlock {
   Tensor4<T> a_, c_;                      // conv inputs kept for backward
   Tensor4<T> t1_, t2_, t3_, s_;           // temporaries: conv1 out, conv2 out before pooling, pooled shortcut, shortcut
   Tensor4<T> g_full_, g_mid_, g_mid2_, g_in_;   // gradient scratch (before pooling, middle, input shape)
-  mutable Tensor4<T> sa_, sb_, sc_, sd_, se_;   // inference scratch
 };
 
 /// NCSN's CondRCUBlock: n_blocks residual units of n_stages (CIN++ -> ELU -> conv3x3, no bias).
@@ -245,22 +253,30 @@ class CondRCUBlock {
     }
   }
 
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
-    // Each unit: a = x; a = conv(elu(norm(a))) per stage; y = a + x. Two scratch tensors suffice.
+  /// Inference scratch: each unit is a = x; a = conv(elu(norm(a))) per stage; y = a + x, so two tensors suffice.
+  struct Workspace {
+    Tensor4<T> a, b;
+  };
+
+  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
     const Tensor4<T>* in = &x;
     for (std::size_t i = 0; i < nb_; ++i) {
       const Tensor4<T>* h = in;
       for (std::size_t j = 0; j < ns_; ++j) {
         const std::size_t k = i * ns_ + j;
-        norms_[k].infer(*h, levels, sa_);
-        elus_[k].infer(sa_, sa_);
-        convs_[k].infer(sa_, sb_);
-        h = &sb_;
+        norms_[k].infer(*h, levels, ws.a);
+        elus_[k].infer(ws.a, ws.a);
+        convs_[k].infer(ws.a, ws.b);
+        h = &ws.b;
       }
-      cpu::add_inplace(sb_, *in);
-      cpu::copy(sb_, y);
+      cpu::add_inplace(ws.b, *in);
+      cpu::copy(ws.b, y);
       in = &y;
     }
+  }
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    Workspace ws;
+    infer(ws, x, levels, y);
   }
 
   void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
@@ -290,7 +306,6 @@ class CondRCUBlock {
   std::vector<Tensor4<T>> out_;  // per unit output (the last unit writes into y)
   Tensor4<T> tmp_;               // conv outputs that only feed the next norm
   Tensor4<T> t1_, t2_, blk_[2];  // gradient scratch
-  mutable Tensor4<T> sa_, sb_;   // inference scratch
 };
 
 /// NCSN's CondCRPBlock: x = elu(x); path = x; per stage path = conv(avgpool5(CIN++(path))); x += path.
@@ -334,16 +349,25 @@ class CondCRPBlock {
     }
   }
 
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+  /// Inference scratch: the normed and pooled path and the stage output.
+  struct Workspace {
+    Tensor4<T> a, b, p;
+  };
+
+  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
     elu_.infer(x, y);  // y: the running sum, starting at elu(x) = the first path input
     const Tensor4<T>* path = &y;
     for (std::size_t i = 0; i < ns_; ++i) {
-      norms_[i].infer(*path, levels, sa_);  // reads y before it is added to below
-      pools_[i].infer(sa_, sb_);
-      convs_[i].infer(sb_, sp_);
-      cpu::add_inplace(y, sp_);
-      path = &sp_;
+      norms_[i].infer(*path, levels, ws.a);  // reads y before it is added to below
+      pools_[i].infer(ws.a, ws.b);
+      convs_[i].infer(ws.b, ws.p);
+      cpu::add_inplace(y, ws.p);
+      path = &ws.p;
     }
+  }
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+    Workspace ws;
+    infer(ws, x, levels, y);
   }
 
   void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
@@ -369,7 +393,6 @@ class CondCRPBlock {
   Tensor4<T> e_, n_, p_;                   // e_: ELU output (kept); n_, p_: temporaries
   std::vector<Tensor4<T>> pooled_;         // conv inputs (kept)
   Tensor4<T> t1_, t2_, gp_;                // gradient scratch
-  mutable Tensor4<T> sa_, sb_, sp_;        // inference scratch
 };
 
 /// NCSN's CondMSFBlock: y = sum_i bilinear_resize(conv3x3_i(CIN++_i(x_i)), (out_h, out_w)).
@@ -394,8 +417,6 @@ class CondMSFBlock {
     ups_.resize(n_);
     g_conv_.resize(n_);
     g_norm_.resize(n_);
-    sa_.resize(n_);
-    sb_.resize(n_);
   }
 
   std::size_t inputs() const { return n_; }
@@ -424,20 +445,33 @@ class CondMSFBlock {
     }
   }
 
-  void infer(std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
+  /// Inference scratch, per input (inputs differ in shape), so no tensor changes shape between calls.
+  struct Workspace {
+    std::vector<Tensor4<T>> a, b;
+    Tensor4<T> r;  ///< a resized conv output
+  };
+
+  void infer(Workspace& ws, std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
              std::size_t out_w, Tensor4<T>& y) const {
     const Shape4 ys = out_shape(xs, out_h, out_w);
     cpu::zeros(y, ys);
+    ws.a.resize(n_);
+    ws.b.resize(n_);
     for (std::size_t i = 0; i < n_; ++i) {
-      norms_[i].infer(*xs[i], levels, sa_[i]);
-      convs_[i].infer(sa_[i], sb_[i]);
-      if (same_size(sb_[i], ys)) {
-        cpu::add_inplace(y, sb_[i]);
+      norms_[i].infer(*xs[i], levels, ws.a[i]);
+      convs_[i].infer(ws.a[i], ws.b[i]);
+      if (same_size(ws.b[i], ys)) {
+        cpu::add_inplace(y, ws.b[i]);
       } else {
-        UpsampleBilinear<T>(out_h, out_w, true).infer(sb_[i], sr_);
-        cpu::add_inplace(y, sr_);
+        UpsampleBilinear<T>(out_h, out_w, true).infer(ws.b[i], ws.r);
+        cpu::add_inplace(y, ws.r);
       }
     }
+  }
+  void infer(std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
+             std::size_t out_w, Tensor4<T>& y) const {
+    Workspace ws;
+    infer(ws, xs, levels, out_h, out_w, y);
   }
 
   /// dxs[i] = dL/dx_i (resized); parameter gradients accumulate.
@@ -472,8 +506,6 @@ class CondMSFBlock {
   std::vector<Tensor4<T>> normed_, conv_out_;            // normed_: conv inputs (kept)
   std::vector<Tensor4<T>> g_conv_, g_norm_;              // gradient scratch
   Tensor4<T> r_;                                         // resized conv output
-  mutable std::vector<Tensor4<T>> sa_, sb_;              // inference scratch
-  mutable Tensor4<T> sr_;
 };
 
 /// NCSN's CondRefineBlock. One input (start = true, no fusion) or several (fused at the given size).
@@ -527,21 +559,37 @@ class CondRefineBlock {
     out_->forward(c_, levels, y);
   }
 
-  void infer(std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
+  /// Inference scratch: the sub-blocks' workspaces (one per adapting RCU: their inputs differ in shape)
+  /// and the intermediate tensors.
+  struct Workspace {
+    std::vector<typename CondRCUBlock<T>::Workspace> adapt;
+    typename CondMSFBlock<T>::Workspace msf;
+    typename CondCRPBlock<T>::Workspace crp;
+    typename CondRCUBlock<T>::Workspace out;
+    std::vector<Tensor4<T>> hs;
+    Tensor4<T> m, c;
+  };
+
+  void infer(Workspace& ws, std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
              std::size_t out_w, Tensor4<T>& y) const {
     check_inputs(xs.size());
-    auto& hs = shs_;
-    hs.resize(n_);
-    for (std::size_t i = 0; i < n_; ++i) adapt_[i].infer(*xs[i], levels, hs[i]);
-    const Tensor4<T>* h = &hs[0];
+    ws.hs.resize(n_);
+    ws.adapt.resize(n_);
+    for (std::size_t i = 0; i < n_; ++i) adapt_[i].infer(ws.adapt[i], *xs[i], levels, ws.hs[i]);
+    const Tensor4<T>* h = &ws.hs[0];
     if (n_ > 1) {
       std::vector<const Tensor4<T>*> ptrs;
-      for (auto& t : hs) ptrs.push_back(&t);
-      msf_->infer(ptrs, levels, out_h, out_w, sm_);
-      h = &sm_;
+      for (auto& t : ws.hs) ptrs.push_back(&t);
+      msf_->infer(ws.msf, ptrs, levels, out_h, out_w, ws.m);
+      h = &ws.m;
     }
-    crp_->infer(*h, levels, sc_);
-    out_->infer(sc_, levels, y);
+    crp_->infer(ws.crp, *h, levels, ws.c);
+    out_->infer(ws.out, ws.c, levels, y);
+  }
+  void infer(std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
+             std::size_t out_w, Tensor4<T>& y) const {
+    Workspace ws;
+    infer(ws, xs, levels, out_h, out_w, y);
   }
 
   void backward(const Tensor4<T>& dy, std::span<Tensor4<T>* const> dxs) {
@@ -579,8 +627,6 @@ class CondRefineBlock {
   std::optional<CondCRPBlock<T>> crp_;
   std::vector<Tensor4<T>> hs_, dh_;
   Tensor4<T> m_, c_, g1_, g2_;
-  mutable std::vector<Tensor4<T>> shs_;
-  mutable Tensor4<T> sm_, sc_;
 };
 
 }  // namespace scoreood::nn

@@ -32,6 +32,7 @@
 #include <scoreood/nn/nets/input_check.hpp>
 #include <scoreood/nn/nets/net_file.hpp>
 #include <scoreood/nn/parameter.hpp>
+#include <scoreood/nn/workspace.hpp>
 
 #include <array>
 #include <cstdint>
@@ -124,34 +125,49 @@ class NcsnRefineNet<backend::cpu, T> {
     return out_;
   }
 
-  /// Inference forward (no caching): the score for each image at its level.
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+  /// Inference scratch (nn/workspace.hpp): every tensor keeps one shape across calls
+  /// (no reallocation), one block workspace per block.
+  struct Workspace {
+    Tensor4<T> t[13];
+    typename NcsnResBlock<T>::Workspace res[8];
+    typename CondRefineBlock<T>::Workspace refine[4];
+  };
+
+  /// Inference forward (no caching): the score for each image at its level. Writes only
+  /// `ws` and `out`: safe from several threads, each with its own workspace.
+  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
     check_input(x, levels);
     const auto& L = *l_;
     const std::size_t S = cfg_.image_size, h = S / 2;
-    auto& b = scratch_;  // every scratch tensor keeps one shape across calls (no reallocation)
+    auto& b = ws.t;
+    auto& w = ws.res;
+    auto& f = ws.refine;
     enum { xs, h0, w1, l1, w2, l2, l3, l4, ra, rb, r3, r4, nrm };  // shapes: ch@S, F@S x3, 2F@S/2 x6, F@S/2, F@S x2
     to_symmetric(x, b[xs]);
     L.begin_conv.infer(b[xs], b[h0]);
-    L.res1a.infer(b[h0], levels, b[w1]);
-    L.res1b.infer(b[w1], levels, b[l1]);
-    L.res2a.infer(b[l1], levels, b[w2]);
-    L.res2b.infer(b[w2], levels, b[l2]);
-    L.res3a.infer(b[l2], levels, b[w2]);
-    L.res3b.infer(b[w2], levels, b[l3]);
-    L.res4a.infer(b[l3], levels, b[w2]);
-    L.res4b.infer(b[w2], levels, b[l4]);
+    L.res1a.infer(w[0], b[h0], levels, b[w1]);
+    L.res1b.infer(w[1], b[w1], levels, b[l1]);
+    L.res2a.infer(w[2], b[l1], levels, b[w2]);
+    L.res2b.infer(w[3], b[w2], levels, b[l2]);
+    L.res3a.infer(w[4], b[l2], levels, b[w2]);
+    L.res3b.infer(w[5], b[w2], levels, b[l3]);
+    L.res4a.infer(w[6], b[l3], levels, b[w2]);
+    L.res4b.infer(w[7], b[w2], levels, b[l4]);
     const Tensor4<T>* in1[] = {&b[l4]};
-    L.refine1.infer(in1, levels, h, h, b[ra]);
+    L.refine1.infer(f[0], in1, levels, h, h, b[ra]);
     const Tensor4<T>* in2[] = {&b[l3], &b[ra]};
-    L.refine2.infer(in2, levels, h, h, b[rb]);
+    L.refine2.infer(f[1], in2, levels, h, h, b[rb]);
     const Tensor4<T>* in3[] = {&b[l2], &b[rb]};
-    L.refine3.infer(in3, levels, h, h, b[r3]);
+    L.refine3.infer(f[2], in3, levels, h, h, b[r3]);
     const Tensor4<T>* in4[] = {&b[l1], &b[r3]};
-    L.refine4.infer(in4, levels, S, S, b[r4]);
+    L.refine4.infer(f[3], in4, levels, S, S, b[r4]);
     L.normalizer.infer(b[r4], levels, b[nrm]);
     L.elu.infer(b[nrm], b[nrm]);
     L.end_conv.infer(b[nrm], out);
+  }
+  /// The same with the network's spare workspace (a fresh one while another thread holds it).
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+    spare_.use([&](Workspace& ws) { infer(ws, x, levels, out); });
   }
 
   /// Back-propagates dL/d(score); parameter gradients accumulate (zero them first).
@@ -282,7 +298,7 @@ class NcsnRefineNet<backend::cpu, T> {
   // Training activations: every block input stays here unchanged until backward().
   Tensor4<T> xin_, h0_, l1a_, l1_, l2a_, l2_, l3a_, l3_, l4a_, l4_, r1_, r2_, r3_, r4_, n_, out_;
   Tensor4<T> g_[6];                 // gradient scratch
-  mutable Tensor4<T> scratch_[13];  // inference scratch
+  WorkspaceCache<Workspace> spare_;  // for infer(x, levels, out)
 };
 
 }  // namespace scoreood::nn

@@ -23,6 +23,7 @@
 #include <scoreood/nn/nets/input_check.hpp>
 #include <scoreood/nn/nets/net_file.hpp>
 #include <scoreood/nn/parameter.hpp>
+#include <scoreood/nn/workspace.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -96,23 +97,35 @@ class SmallUNet<backend::cpu, T> {
     return out_;
   }
 
-  /// Inference forward (no caching): the score for each image at its level.
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+  /// Inference scratch (nn/workspace.hpp): every tensor keeps one shape across calls
+  /// (a shape change reallocates), one block workspace per block.
+  struct Workspace {
+    Tensor4<T> t[8];
+    typename CondResBlock<T>::Workspace rb[6];
+  };
+
+  /// Inference forward (no caching): the score for each image at its level. Writes only
+  /// `ws` and `out`: safe from several threads, each with its own workspace.
+  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
     check_input(x, levels);
     const auto& L = *l_;
-    // Every scratch tensor keeps one shape across calls (a shape change reallocates).
-    auto& b = scratch_;
-    L.conv_in.infer(x, b[0]);          // C@28
-    L.rb1.infer(b[0], levels, b[1]);   // C@28: 28-px skip
-    L.rb2.infer(b[1], levels, b[2]);   // 2C@14: 14-px skip
-    L.rb3.infer(b[2], levels, b[3]);   // 2C@7
-    L.rb4.infer(b[3], levels, b[4]);   // 2C@7
-    L.up14.infer(b[4], b[5], &b[2]);   // 2C@14, + 14-px skip
-    L.rb5.infer(b[5], levels, b[6]);   // C@14
-    L.up28.infer(b[6], b[0], &b[1]);   // C@28, + 28-px skip
-    L.rb6.infer(b[0], levels, b[7]);   // C@28
+    auto& b = ws.t;
+    auto& w = ws.rb;
+    L.conv_in.infer(x, b[0]);                // C@28
+    L.rb1.infer(w[0], b[0], levels, b[1]);   // C@28: 28-px skip
+    L.rb2.infer(w[1], b[1], levels, b[2]);   // 2C@14: 14-px skip
+    L.rb3.infer(w[2], b[2], levels, b[3]);   // 2C@7
+    L.rb4.infer(w[3], b[3], levels, b[4]);   // 2C@7
+    L.up14.infer(b[4], b[5], &b[2]);         // 2C@14, + 14-px skip
+    L.rb5.infer(w[4], b[5], levels, b[6]);   // C@14
+    L.up28.infer(b[6], b[0], &b[1]);         // C@28, + 28-px skip
+    L.rb6.infer(w[5], b[0], levels, b[7]);   // C@28
     L.norm_out.infer_elu(b[7], levels, b[1], L.elu_out);
     L.conv_out.infer(b[1], out);
+  }
+  /// The same with the network's spare workspace (a fresh one while another thread holds it).
+  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+    spare_.use([&](Workspace& ws) { infer(ws, x, levels, out); });
   }
 
   /// Back-propagates dL/d(score); parameter gradients accumulate (zero them first).
@@ -206,7 +219,7 @@ class SmallUNet<backend::cpu, T> {
   std::unique_ptr<Layers> l_;
   Tensor4<T> h0_, h28_, h14_, h7a_, h7b_, u14_, h14b_, u28_, h28b_, n_, out_;  // training activations
   Tensor4<T> g_[7];                                                             // gradient scratch
-  mutable Tensor4<T> scratch_[8];                                               // inference scratch
+  WorkspaceCache<Workspace> spare_;                                             // for infer(x, levels, out)
 };
 
 }  // namespace scoreood::nn
