@@ -4,11 +4,16 @@
  *  Budget by steps or wall-clock minutes; progress lines (step, loss,
  *  images/s, ETA); a CSV loss log; periodic checkpoints that hold the network,
  *  the Adam state and the step, so a resumed run continues exactly where it
- *  stopped (batches are counter-based functions of (seed, step)). */
+ *  stopped (batches are counter-based functions of (seed, step)).
+ *
+ *  Divergence: a step whose loss or gradients are not finite throws before the
+ *  update, naming the step and the last checkpoint written; the network keeps
+ *  the weights of the last good step and no checkpoint holds a diverged state. */
 #pragma once
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/serialization.hpp>
 #include <scoreood/core/tensor.hpp>
+#include <scoreood/nn/nets/net_file.hpp>
 #include <scoreood/nn/optim.hpp>
 #include <scoreood/score/dsm.hpp>
 
@@ -22,6 +27,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace scoreood::score {
@@ -49,6 +55,26 @@ struct TrainResult {
   double final_loss = 0;       ///< mean loss over the last logging window
 };
 
+/// What a trainer state file holds, read without building a network (see Trainer::save).
+struct TrainStateInfo {
+  std::uint64_t step = 0, seed = 0;
+  std::vector<float> sigmas;
+  std::string augmentation, network;
+  nn::detail::NetSizes sizes;
+};
+
+inline TrainStateInfo read_train_state_info(const std::filesystem::path& path) {
+  const auto body = io::load_container(path, "scoreood-train-state");
+  io::ByteReader r(body, path.string());
+  TrainStateInfo t;
+  t.step = r.get<std::uint64_t>();
+  t.seed = r.get<std::uint64_t>();
+  t.sigmas = r.get_vector<float>();
+  t.augmentation = r.get_string(64);
+  std::tie(t.network, t.sizes) = nn::detail::read_net_header_any(r);
+  return t;
+}
+
 template <class Net, class Aug>
 class Trainer {
  public:
@@ -73,10 +99,11 @@ class Trainer {
     net_->parameters().zero_grad();
     const auto& s = net_->forward(batch_.input, batch_.levels);
     const double loss = dsm_loss(s, batch_.noise, batch_.sigma, grad_);
-    if (!std::isfinite(loss))
-      throw Error("training diverged at step " + std::to_string(step_) + " (loss is " + std::to_string(loss) +
-                  "); lower the learning rate or enable gradient clipping");
+    if (!std::isfinite(loss)) diverged("the loss is " + std::to_string(loss));
     net_->backward(grad_);
+    // Checked before the update, so the weights stay those of the last good step.
+    if (const double g = nn::grad_norm(net_->parameters()); !std::isfinite(g))
+      diverged("the gradient norm is " + std::to_string(g) + " at a loss of " + std::to_string(loss));
     adam_.step();
     if (ema_) ema_->update(net_->parameters());
     ++step_;
@@ -87,6 +114,9 @@ class Trainer {
   TrainResult run(const Images& data) {
     check_data(data);
     if (opt_.steps == 0 && opt_.minutes <= 0) throw ValueError("Trainer: give a step or a minutes budget");
+    if (opt_.steps && opt_.steps <= step_)
+      throw ValueError("Trainer: the run is already at step " + std::to_string(step_) + " and the budget is " +
+                       std::to_string(opt_.steps) + " steps in all (resumed steps count): ask for more");
     if (opt_.ema > 0 && !ema_) ema_.emplace(net_->parameters(), opt_.ema);
     std::ofstream log;
     if (!opt_.loss_log.empty()) {
@@ -115,12 +145,12 @@ class Trainer {
         window = 0;
         in_window = 0;
       }
-      if (opt_.checkpoint_every && !opt_.checkpoint.empty() && step_ % opt_.checkpoint_every == 0) save(opt_.checkpoint);
+      if (opt_.checkpoint_every && !opt_.checkpoint.empty() && step_ % opt_.checkpoint_every == 0) checkpoint();
     }
     if (in_window) last_window = window / double(in_window);
     // The state keeps the raw weights (what Adam's moments belong to) so a
     // resume is exact; only then does the network take the averaged weights.
-    if (!opt_.checkpoint.empty()) save(opt_.checkpoint);
+    if (!opt_.checkpoint.empty()) checkpoint();
     if (ema_) ema_->copy_to(net_->parameters());
     TrainResult r;
     r.steps = step_ - start;
@@ -145,17 +175,26 @@ class Trainer {
     io::save_container(path, kind, w);
   }
 
-  /// Restores what save() wrote; the next run() continues from the saved step.
+  /// Restores what save() wrote; the next run() continues from the saved step. The state must
+  /// hold this trainer's network architecture, seed, schedule and augmentation (read_train_state_info
+  /// tells a program what a state holds before it builds the network).
   void load(const std::filesystem::path& path) {
     const auto body = io::load_container(path, kind);
     io::ByteReader r(body, path.string());
-    step_ = r.get<std::uint64_t>();
+    const auto step = r.get<std::uint64_t>();
     const auto seed = r.get<std::uint64_t>();
     if (seed != opt_.seed) r.fail("was trained with seed " + std::to_string(seed) + ", this run uses " + std::to_string(opt_.seed));
     const auto sig = r.get_vector<float>();
     if (sig != sigmas_) r.fail("was trained with another noise schedule");
     const auto aug = r.get_string(64);
     if (aug != Aug::name) r.fail("was trained with augmentation '" + aug + "', this run uses '" + std::string(Aug::name) + "'");
+    {
+      io::ByteReader ahead = r;  // the network's header, before load() would rebuild the network to match it
+      const nn::detail::NetSizes saved = nn::detail::read_net_header(ahead, Net::name), own = net_->sizes();
+      if (!(saved == own))
+        r.fail("holds a " + std::string(Net::name) + " of " + saved.str() + ", this run's network is " + own.str() +
+               " (resume with the state's architecture)");
+    }
     net_->load(r);
     adam_ = nn::Adam<T>(net_->parameters(), make_adam_options(opt_));
     adam_.load(r);
@@ -163,6 +202,8 @@ class Trainer {
       ema_.emplace(net_->parameters(), opt_.ema > 0 ? opt_.ema : 0.999);
       ema_->load(r);
     }
+    if (!r.at_end()) r.fail("unexpected data after the trainer state");
+    step_ = step;
   }
 
  private:
@@ -171,6 +212,20 @@ class Trainer {
     a.lr = o.lr;
     a.max_grad_norm = o.max_grad_norm;
     return a;
+  }
+
+  /// Saves the state to opt_.checkpoint and remembers the step (for the divergence message).
+  void checkpoint() {
+    save(opt_.checkpoint);
+    checkpoint_step_ = step_;
+  }
+
+  [[noreturn]] void diverged(const std::string& what) const {
+    std::string kept = "no checkpoint was written";
+    if (checkpoint_step_) kept = "the last checkpoint, " + opt_.checkpoint.string() + " at step " +
+                                 std::to_string(*checkpoint_step_) + ", is intact";
+    throw Error("training diverged at step " + std::to_string(step_ + 1) + ": " + what + "; " + kept +
+                "; lower the learning rate or enable gradient clipping");
   }
 
   void check_data(const Images& data) const {
@@ -202,6 +257,7 @@ class Trainer {
   nn::Adam<T> adam_;
   std::optional<nn::Ema<T>> ema_;
   std::size_t step_ = 0;
+  std::optional<std::size_t> checkpoint_step_;  ///< step of the last checkpoint this trainer wrote
   DsmBatch batch_;
   Tensor4<T> grad_;
 };

@@ -202,9 +202,12 @@ class NcsnRefineNet<backend::cpu, T> {
     L.begin_conv.backward_params(g[1]);  // the input gradient is not needed
   }
 
+  /// The sizes a file records of this architecture (nn/nets/net_file.hpp).
+  detail::NetSizes sizes() const { return {cfg_.channels, cfg_.image_size, cfg_.ngf, cfg_.num_levels}; }
+
   /// Architecture + parameter values (no optimiser state).
   void save(io::ByteWriter& w) const {
-    detail::write_net_header(w, name, {cfg_.channels, cfg_.image_size, cfg_.ngf, cfg_.num_levels});
+    detail::write_net_header(w, name, sizes());
     save_parameters(w, *store_);
   }
   /// Reads what save() wrote; a different architecture is rebuilt to match the file.
