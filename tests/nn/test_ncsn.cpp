@@ -6,6 +6,7 @@
 #include <scoreood/nn/blocks/refinenet.hpp>
 #include <scoreood/nn/nets/ncsn_refinenet.hpp>
 
+#include "counter_hash.hpp"
 #include "gradcheck.hpp"
 #include "refdata.hpp"
 
@@ -61,14 +62,7 @@ testing::GradVar input_var(const std::string& name, Tensor4<double>& x, Tensor4<
           [&dx] { return std::span<const double>(dx.data(), dx.size()); }};
 }
 
-// The counter hash the reference script fills parameters and inputs with.
-std::uint64_t splitmix64(std::uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-double hash_u(std::uint64_t stream, std::uint64_t j) { return double(splitmix64((stream << 32) + j) >> 11) * 0x1p-53; }
+using testing::hash_u;  // the reference script's counter hash (counter_hash.hpp)
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
