@@ -238,6 +238,9 @@ class ImageSource {
                        " is gray: add :gray (convert colour to gray) or :rgb (keep colour) to the spec");
     x = detail::convert_images(std::move(x), s.conv);
     if (x.shape()[1] == 1 && s.channels == 3) x = detail::replicate_to_rgb(x);
+    if (shape_of(x) != Shape4{1, s.channels, s.height, s.width})  // never expected: guards the batch buffer
+      throw ShapeError(file + ": converted to " + to_string(shape_of(x)) + ", expected [1, " +
+                       std::to_string(s.channels) + ", " + std::to_string(s.height) + ", " + std::to_string(s.width) + "]");
     std::copy_n(x.data(), x.size(), dst);
   }
 
