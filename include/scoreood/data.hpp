@@ -7,6 +7,7 @@
 #include <scoreood/data/cifar.hpp>
 #include <scoreood/data/dataset.hpp>
 #include <scoreood/data/find.hpp>
+#include <scoreood/data/heatmap.hpp>
 #include <scoreood/data/idx.hpp>
 #include <scoreood/data/image_file.hpp>
 #include <scoreood/data/image_list.hpp>

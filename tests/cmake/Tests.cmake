@@ -110,3 +110,9 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/examples/quickstart.cpp)
             -DREADME=${PROJECT_SOURCE_DIR}/README.md -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/ReadmeSnippet.cmake)
   set_tests_properties(docs/readme_snippet PROPERTIES LABELS docs TIMEOUT 30)
 endif()
+if(EXISTS ${PROJECT_SOURCE_DIR}/examples/image_folder_ood.cpp)
+  add_test(NAME docs/readme_snippet_image_folder
+    COMMAND ${CMAKE_COMMAND} -DEXAMPLE=${PROJECT_SOURCE_DIR}/examples/image_folder_ood.cpp
+            -DREADME=${PROJECT_SOURCE_DIR}/README.md -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/ReadmeSnippet.cmake)
+  set_tests_properties(docs/readme_snippet_image_folder PROPERTIES LABELS docs TIMEOUT 30)
+endif()
