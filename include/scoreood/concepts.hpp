@@ -17,14 +17,67 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace scoreood::concepts {
 
-/// A backend tag: `backend::cpu` or `backend::cuda`.
+/// A backend tag: `backend::cpu` or `backend::cuda`, and nothing else by accident (a closed trait).
 template <class B>
-concept Backend = requires {
+concept Backend = backend::is_backend<B> && requires {
   { B::name } -> std::convertible_to<std::string_view>;
+};
+
+/// What the layers, networks, trainer and features call on a backend (core/backend.hpp), for
+/// float; `ctx` is the backend's context, tensors are tensor_t<B, float>, parameters raw
+/// pointers into its memory. Every operation is specialised by cpu/backend.hpp (always) and
+/// cuda/backend.cuh (nvcc): a missing one fails here with its name.
+template <class B, class Tn = backend::tensor_t<B, float>>
+concept BackendOps = Backend<B> && requires(backend::context_t<B>& ctx, Tn& y, const Tn& x, const Tn* r, Shape4 s,
+                                             const backend::ConvParams& cp, const backend::NormParams<float>& np,
+                                             const backend::NormGrads<float>& ng, const backend::PoolParams& pp,
+                                             const backend::AdamStep& as, const float* cw, float* w, std::size_t n,
+                                             float a, double d, bool flag, const Images& host, Images& host_out,
+                                             std::span<double> out, std::span<const float> sig) {
+  typename backend::ops<B>::template norm_cache<float>;
+  // tensors
+  backend::ops<B>::resize(y, s);
+  backend::ops<B>::zeros(ctx, y, s);
+  backend::ops<B>::copy(ctx, x, y);
+  backend::ops<B>::add_inplace(ctx, y, x);
+  backend::ops<B>::affine(ctx, x, y, a, a);
+  { backend::ops<B>::to_backend(ctx, host, y) } -> std::convertible_to<const Tn&>;
+  { backend::ops<B>::to_host(ctx, x, host_out) } -> std::convertible_to<const Images&>;
+  // layers
+  backend::ops<B>::conv2d_forward(ctx, cp, cw, cw, x, y, r);
+  backend::ops<B>::conv2d_backward(ctx, cp, cw, x, x, &y, w, w);
+  backend::ops<B>::norm_forward(ctx, np, x, y, (typename backend::ops<B>::template norm_cache<float>*)nullptr, cw,
+                                flag);
+  backend::ops<B>::norm_backward(ctx, np, std::declval<const typename backend::ops<B>::template norm_cache<float>&>(),
+                                 x, y, cw, a, r, ng);
+  backend::ops<B>::elu_forward(ctx, x, y, a);
+  backend::ops<B>::elu_backward(ctx, cw, x, y, a);
+  backend::ops<B>::avg_pool_forward(ctx, pp, x, y);
+  backend::ops<B>::avg_pool_backward(ctx, pp, x, y);
+  backend::ops<B>::mean_pool2_forward(ctx, x, y);
+  backend::ops<B>::mean_pool2_backward(ctx, x, y);
+  backend::ops<B>::nearest_forward(ctx, x, y, r);
+  backend::ops<B>::nearest_backward(ctx, x, y);
+  backend::ops<B>::bilinear_forward(ctx, x, y, flag);
+  backend::ops<B>::bilinear_backward(ctx, x, y, flag);
+  // training
+  { backend::ops<B>::dsm_loss(ctx, x, x, sig, y) } -> std::convertible_to<double>;
+  { backend::ops<B>::sum_squares(ctx, cw, n) } -> std::convertible_to<double>;
+  backend::ops<B>::scale(ctx, w, n, a);
+  backend::ops<B>::fill(ctx, w, n, a);
+  backend::ops<B>::copy_n(ctx, cw, w, n);
+  backend::ops<B>::adam_step(ctx, w, cw, w, w, n, as);
+  backend::ops<B>::ema_update(ctx, w, cw, n, d);
+  // features
+  backend::ops<B>::scaled_norms(ctx, x, a, out);
+  backend::ops<B>::residual_norms(ctx, x, x, a, n, out);
+  backend::ops<B>::clean_map_add(ctx, x, a, out);
+  backend::ops<B>::residual_map_add(ctx, x, x, a, n, d, out);
 };
 
 /// A noise schedule: sigma_1 > ... > sigma_L as floats.
