@@ -11,6 +11,7 @@
 #include <scoreood/scoreood.hpp>
 
 #include "cli/args.hpp"
+#include "cli/output_path.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -224,6 +225,7 @@ int cmd_train(const std::vector<std::string>& argv) {
          {"data", "net", "width", "ngf", "aug", "steps", "minutes", "batch", "lr", "seed", "out", "checkpoint-every",
           "checkpoint", "resume", "log", "log-every", "ema", "clip", "sigma-max", "sigma-min", "levels"});
   const std::string data_spec = a.required("data"), out = a.required("out");
+  so::cli::check_writable(out, "--out");
   so::score::TrainOptions opt;
   opt.steps = a.count("steps", 0);
   opt.minutes = a.real("minutes", 0);
@@ -237,8 +239,14 @@ int cmd_train(const std::vector<std::string>& argv) {
   opt.max_grad_norm = a.real("clip", 0);
   opt.log_every = a.count("log-every", 50);
   opt.checkpoint_every = a.count("checkpoint-every", 0);
-  if (opt.checkpoint_every || a.has("checkpoint")) opt.checkpoint = a.str("checkpoint", out + ".state");
-  if (auto l = a.get("log")) opt.loss_log = *l;
+  if (opt.checkpoint_every || a.has("checkpoint")) {
+    opt.checkpoint = a.str("checkpoint", out + ".state");
+    so::cli::check_writable(opt.checkpoint.string(), "--checkpoint");
+  }
+  if (auto l = a.get("log")) {
+    so::cli::check_writable(*l, "--log");
+    opt.loss_log = *l;
+  }
   opt.progress = &std::cout;
   const std::string resume = a.str("resume", "");
   if (!resume.empty() && !std::filesystem::exists(resume)) a.fail("--resume: " + resume + ": no such file");
@@ -246,7 +254,32 @@ int cmd_train(const std::vector<std::string>& argv) {
                                 static_cast<float>(a.real("sigma-min", 0.01)), a.count("levels", 10)};
   if (!(sched.sigma_max > sched.sigma_min && sched.sigma_min > 0)) a.fail("need --sigma-max > --sigma-min > 0");
   if (sched.levels == 0) a.fail("--levels must be positive");
-  const std::string net_name = a.str("net", "small-unet"), aug_name = a.str("aug", "rot4");
+  std::vector<float> sigmas = sched.sigmas();
+  std::string net_name = a.str("net", "small-unet"), aug_name = a.str("aug", "rot4");
+  std::size_t width = a.count("width", 32), ngf = a.count("ngf", 64);
+  if (!resume.empty()) {
+    // The state fixes the architecture, seed, schedule and group: a flag may repeat them, not change them.
+    const auto st = so::score::read_train_state_info(resume);
+    auto same = [&](const char* flag, bool given, bool equal, const std::string& held) {
+      if (given && !equal) a.fail("--" + std::string(flag) + " differs from the resumed state " + resume + ", which holds " + held);
+    };
+    same("net", a.has("net"), net_name == st.network, "a " + st.network + " network");
+    same("aug", a.has("aug"), aug_name == st.augmentation, "augmentation " + st.augmentation);
+    same("width", a.has("width"), width == st.sizes.width, "a " + st.network + " of " + st.sizes.str());
+    same("ngf", a.has("ngf"), ngf == st.sizes.width, "a " + st.network + " of " + st.sizes.str());
+    same("seed", a.has("seed"), opt.seed == st.seed, "seed " + std::to_string(st.seed));
+    const bool sched_given = a.has("sigma-max") || a.has("sigma-min") || a.has("levels");
+    same("sigma-max/--sigma-min/--levels", sched_given, sigmas == st.sigmas,
+         "another noise schedule (" + std::to_string(st.sigmas.size()) + " levels)");
+    if (opt.steps && opt.steps <= st.step)
+      a.fail("--steps " + std::to_string(opt.steps) + ": the resumed state " + resume + " is already at step " +
+             std::to_string(st.step) + " (--steps counts every step, the resumed ones too)");
+    net_name = st.network;
+    aug_name = st.augmentation;
+    width = ngf = st.sizes.width;
+    opt.seed = st.seed;
+    sigmas = st.sigmas;
+  }
   if (net_name == "small-unet" && a.has("ngf")) a.fail("--ngf is for --net ncsn (small-unet takes --width)");
   if (net_name == "ncsn" && a.has("width")) a.fail("--width is for --net small-unet (ncsn takes --ngf)");
 
@@ -263,10 +296,10 @@ int cmd_train(const std::vector<std::string>& argv) {
       typename Det::Options o;
       o.net.channels = s[1];
       o.net.image_size = s[2];
-      if constexpr (requires { o.net.width; }) o.net.width = a.count("width", 32);
-      if constexpr (requires { o.net.ngf; }) o.net.ngf = a.count("ngf", 64);
+      if constexpr (requires { o.net.width; }) o.net.width = width;
+      if constexpr (requires { o.net.ngf; }) o.net.ngf = ngf;
       o.seed = opt.seed;
-      Det det(sched, o);
+      Det det(so::schedule::ExplicitList{sigmas}, o);
       res = det.train(data.images, opt, resume);
       det.save(out);
     });
@@ -289,6 +322,7 @@ const char* kFitHelp =
 int cmd_fit(const std::vector<std::string>& argv) {
   Args a("fit", argv, {"model", "data", "features", "density", "limit", "draws", "out", "components"});
   const std::string model = a.required("model"), data_spec = a.required("data"), out = a.required("out");
+  so::cli::check_writable(out, "--out");
   const std::string density_name = a.str("density", "gmm");
   with_density(density_name, [](auto) {});  // reject a bad name before the slow part
   const auto body = so::io::load_container(model, "scoreood-detector");
@@ -360,6 +394,7 @@ const char* kScoreHelp =
 int cmd_score(const std::vector<std::string>& argv) {
   Args a("score", argv, {"model", "data", "out"});
   const std::string model = a.required("model"), data_spec = a.required("data"), out = a.required("out");
+  so::cli::check_writable(out, "--out");
   const ModelHeader h = peek_model(model);
   const auto data = load_data(data_spec, "--data");
   with_detector_of(h, [&](auto t) {
@@ -388,6 +423,7 @@ const char* kEvalHelp =
 int cmd_eval(const std::vector<std::string>& argv) {
   Args a("eval", argv, {"model", "in", "ood", "transforms", "limit", "seed", "json", "title"});
   const std::string model = a.required("model"), in_spec = a.required("in");
+  if (auto j = a.get("json")) so::cli::check_writable(*j, "--json");
   const std::size_t limit = a.count("limit", 0);
   const std::uint64_t seed = a.count("seed", 0);
   std::vector<std::pair<std::string, std::string>> oods;
@@ -432,10 +468,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
                                                " images); OOD is positive");
   std::cout << so::metrics::format_table(rows, title);
   if (auto j = a.get("json")) {
-    std::ofstream os(*j);
-    if (!os) a.fail("--json: cannot write " + *j);
-    os << so::metrics::rows_to_json(rows) << '\n';
-    if (!os.flush()) a.fail("--json: write failed: " + *j);
+    const std::string text = so::metrics::rows_to_json(rows) + '\n';
+    so::io::write_file_atomic(*j, text);
   }
   return 0;
 }

@@ -12,7 +12,8 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "cmake --install ${BUILD_DIR} --prefix ${PREFIX} failed (${rc})")
 endif()
 foreach(f share/cmake/scoreood/scoreoodConfig.cmake share/cmake/scoreood/scoreoodConfigVersion.cmake
-          share/cmake/scoreood/scoreoodTargets.cmake include/scoreood/config.hpp)
+          share/cmake/scoreood/scoreoodTargets.cmake share/cmake/scoreood/scoreood_image_ioTargets.cmake
+          share/cmake/scoreood/scoreoodStb.cmake include/scoreood/config.hpp include/scoreood/data/stb.hpp)
   if(NOT EXISTS "${PREFIX}/${f}")
     message(FATAL_ERROR "install is missing ${PREFIX}/${f}")
   endif()

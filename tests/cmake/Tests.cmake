@@ -1,5 +1,6 @@
 # CMake-level tests, included by tests/CMakeLists.txt:
-#   1. scoreood_header_check: every public header compiled on its own;
+#   1. scoreood_header_check: every public header compiled on its own (with
+#      scoreood::image_io), and the whole library without it; ctest cmake/header_check;
 #   2. consumer/*: two tiny outside projects that use the library through
 #      find_package (after an install) and through add_subdirectory;
 #   3. scripts/fetch-data --verify on a copy of the offline MNIST test files;
@@ -23,6 +24,24 @@ add_library(scoreood_header_check OBJECT ${SCOREOOD_HEADER_CHECK_SOURCES})
 # nothing is run; it only has to parse (and keeps this target cheap).
 target_link_libraries(scoreood_header_check PRIVATE scoreood_programs)
 target_compile_options(scoreood_header_check PRIVATE -O0)
+
+# scoreood::scoreood alone (what a user without stb links): every header, the
+# image ones included, must compile without SCOREOOD_IMAGE_IO.
+file(CONFIGURE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/header_check/without_image_io.cpp CONTENT
+"#include <scoreood/scoreood.hpp>
+#if SCOREOOD_HAS_IMAGE_IO
+#error \"scoreood::scoreood alone brought in stb\"
+#endif
+" @ONLY)
+add_library(scoreood_header_check_core OBJECT ${CMAKE_CURRENT_BINARY_DIR}/header_check/without_image_io.cpp)
+target_link_libraries(scoreood_header_check_core PRIVATE scoreood::scoreood)
+target_compile_options(scoreood_header_check_core PRIVATE -O0 $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wno-unused-parameter>)
+
+# Both checks are built with the tests; this entry lets ctest run them too.
+add_test(NAME cmake/header_check
+  COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --config $<CONFIG>
+          --target scoreood_header_check scoreood_header_check_core)
+set_tests_properties(cmake/header_check PROPERTIES LABELS cmake TIMEOUT 900)
 
 # ------------------------------------------------------------ 2. consumers
 set(SCOREOOD_CONSUMER_DIR ${CMAKE_CURRENT_SOURCE_DIR}/consumer)
@@ -91,3 +110,31 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/examples/quickstart.cpp)
             -DREADME=${PROJECT_SOURCE_DIR}/README.md -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/ReadmeSnippet.cmake)
   set_tests_properties(docs/readme_snippet PROPERTIES LABELS docs TIMEOUT 30)
 endif()
+if(EXISTS ${PROJECT_SOURCE_DIR}/examples/image_folder_ood.cpp)
+  add_test(NAME docs/readme_snippet_image_folder
+    COMMAND ${CMAKE_COMMAND} -DEXAMPLE=${PROJECT_SOURCE_DIR}/examples/image_folder_ood.cpp
+            -DREADME=${PROJECT_SOURCE_DIR}/README.md -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/ReadmeSnippet.cmake)
+  set_tests_properties(docs/readme_snippet_image_folder PROPERTIES LABELS docs TIMEOUT 30)
+endif()
+
+# ------------------------------------------------------------ 5. wrong policies do not compile
+# Each program in compile_fail/ composes a detector or network from a wrong policy; the
+# compiler must refuse it with a message that names the concept (concepts.hpp).
+get_target_property(_scoreood_eigen_inc Eigen3::Eigen INTERFACE_INCLUDE_DIRECTORIES)
+set(_scoreood_cf_flags "-std=c++20 -fopenmp -I${PROJECT_SOURCE_DIR}/include")
+foreach(dir IN LISTS _scoreood_eigen_inc)
+  string(APPEND _scoreood_cf_flags " -I${dir}")
+endforeach()
+foreach(case IN ITEMS "wrong_augmentation|satisfaction of [^ ]*AugmentationGroup<Aug>"
+                      "wrong_density|satisfaction of [^ ]*DensityModel<Density>"
+                      "wrong_network|satisfaction of [^ ]*ScoreNetwork<[A-Za-z]*>"
+                      "wrong_backend|satisfaction of [^ ]*Backend<B>")
+  string(REPLACE "|" ";" parts "${case}")
+  list(GET parts 0 name)
+  list(GET parts 1 expect)
+  add_test(NAME compile_fail/${name}
+    COMMAND ${CMAKE_COMMAND} -DCXX=${CMAKE_CXX_COMPILER} "-DFLAGS=${_scoreood_cf_flags}"
+            -DSOURCE=${CMAKE_CURRENT_SOURCE_DIR}/compile_fail/${name}.cpp -DEXPECT=${expect}
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/compile_fail/CompileFail.cmake)
+  set_tests_properties(compile_fail/${name} PROPERTIES LABELS cmake TIMEOUT 300)
+endforeach()

@@ -8,6 +8,7 @@
 #include <scoreood/data/load.hpp>
 
 #include <chrono>
+#include <cmath>
 
 using namespace dataio_test;
 using namespace scoreood;
@@ -222,12 +223,21 @@ TEST_CASE("IDX damage: label count differs from image count", "[idx][errors]") {
 // ------------------------------------------------------------------- CIFAR
 
 namespace {
+/// Pixel byte of record i, plane c (0 R, 1 G, 2 B), row y, column x. The planes differ at every
+/// pixel (by 85 or 170 mod 256), and y and x enter with different steps, so a swapped channel
+/// order (BGR), an interleaved (HWC) reading or a transposed plane each change every pixel.
+unsigned char cifar_byte(std::size_t i, std::size_t c, std::size_t y, std::size_t x) {
+  return static_cast<unsigned char>((c * 85 + y * 13 + x * 3 + i * 11) & 0xFF);
+}
 Bytes cifar_records(std::size_t n, bool hundred) {
   Bytes b;
   for (std::size_t i = 0; i < n; ++i) {
     if (hundred) b.push_back(static_cast<unsigned char>(i % 20));
     b.push_back(static_cast<unsigned char>(hundred ? (i * 7) % 100 : i % 10));
-    for (std::size_t p = 0; p < 3072; ++p) b.push_back(static_cast<unsigned char>((p * 3 + i * 11) & 0xFF));
+    // The published layout: 1024 R bytes, then 1024 G, then 1024 B, each plane row-major 32x32.
+    for (std::size_t c = 0; c < 3; ++c)
+      for (std::size_t y = 0; y < 32; ++y)
+        for (std::size_t x = 0; x < 32; ++x) b.push_back(cifar_byte(i, c, y, x));
   }
   return b;
 }
@@ -236,9 +246,13 @@ void check_cifar(const Dataset& d, std::size_t n, bool hundred) {
   REQUIRE(d.labels.size() == n);
   for (std::size_t i = 0; i < n; ++i) {
     CHECK(d.labels[i] == int(hundred ? (i * 7) % 100 : i % 10));
-    // Channel planes: R first, row-major.
-    CHECK(d.images(i, 0, 0, 1) == float((3 + i * 11) & 0xFF) / 255.0f);
-    CHECK(d.images(i, 2, 31, 31) == float((3071 * 3 + i * 11) & 0xFF) / 255.0f);
+    // Channel 0 is R, 1 G, 2 B; every pixel, byte / 255 exactly.
+    std::size_t wrong = 0;
+    for (std::size_t c = 0; c < 3; ++c)
+      for (std::size_t y = 0; y < 32; ++y)
+        for (std::size_t x = 0; x < 32; ++x) wrong += d.images(i, c, y, x) != float(cifar_byte(i, c, y, x)) / 255.0f;
+    INFO("record " << i);
+    CHECK(wrong == 0);
   }
 }
 }  // namespace
@@ -350,6 +364,21 @@ TEST_CASE("load(spec) parses options and detects the format", "[load]") {
   // gray28 = to_grayscale then resize, on the same data.
   const Dataset full = load_cifar(cif);
   CHECK(same(c.images, resize_bilinear(to_grayscale(first_n(full, 3).images), 28, 28)));
+  // The gray image of the loaded records is BT.601 luma of the bytes: 0.299 R + 0.587 G + 0.114 B
+  // (in double; float rounding of the three products and two sums stays below 2e-7). With R and
+  // B exchanged (BGR) the difference is 0.185 |R - B| / 255 >= 0.06 at every pixel.
+  const Images gray = to_grayscale(full.images);
+  REQUIRE(shape_of(gray) == Shape4{5, 1, 32, 32});
+  double worst = 0;
+  for (std::size_t i = 0; i < 5; ++i)
+    for (std::size_t y = 0; y < 32; ++y)
+      for (std::size_t x = 0; x < 32; ++x) {
+        const double want = (0.299 * cifar_byte(i, 0, y, x) + 0.587 * cifar_byte(i, 1, y, x) +
+                             0.114 * cifar_byte(i, 2, y, x)) / 255.0;
+        worst = std::max(worst, std::abs(double(gray(i, 0, y, x)) - want));
+      }
+  INFO("max |gray - BT.601 luma| = " << worst);
+  CHECK(worst < 1e-6);
 
   CHECK(load(cif.string() + ":first=100").images.shape()[0] == 5);
   CHECK(load(cif.string() + ":first=0").images.shape()[0] == 0);

@@ -71,8 +71,8 @@ TEST_CASE("metrics match scikit-learn on stored cases", "[metrics]") {
     REQUIRE(roc.thresholds.size() == thr.size() + 1);
     CHECK(std::isinf(roc.thresholds[0]));
     for (std::size_t i = 0; i < fpr.size(); ++i) {
-      CHECK(roc.fpr[i] == Approx(fpr[i]).margin(1e-12));
-      CHECK(roc.tpr[i] == Approx(tpr[i]).margin(1e-12));
+      CHECK(roc.fpr[i] == Approx(fpr[i]).margin(1e-12).epsilon(0));
+      CHECK(roc.tpr[i] == Approx(tpr[i]).margin(1e-12).epsilon(0));
     }
     for (std::size_t i = 0; i < thr.size(); ++i) CHECK(roc.thresholds[i + 1] == thr[i]);
 
@@ -115,18 +115,18 @@ TEST_CASE("metric properties: order, monotone maps, swapping roles", "[metrics]"
   std::vector<double> ein(in.size()), eout(out.size());
   std::transform(in.begin(), in.end(), ein.begin(), [](double x) { return std::exp(2 * x) + 5; });
   std::transform(out.begin(), out.end(), eout.begin(), [](double x) { return std::exp(2 * x) + 5; });
-  CHECK(m::auroc(ein, eout) == Approx(a).margin(1e-15));
-  CHECK(m::aupr_out(ein, eout) == Approx(pout).margin(1e-15));
-  CHECK(m::detection_accuracy(ein, eout) == Approx(d).margin(1e-15));
+  CHECK(m::auroc(ein, eout) == Approx(a).margin(1e-15).epsilon(0));
+  CHECK(m::aupr_out(ein, eout) == Approx(pout).margin(1e-15).epsilon(0));
+  CHECK(m::detection_accuracy(ein, eout) == Approx(d).margin(1e-15).epsilon(0));
 
   // Swapping the sets and negating: AUROC is symmetric, AUPR-in/out exchange.
   std::vector<double> nin(out.size()), nout(in.size());
   std::transform(out.begin(), out.end(), nin.begin(), [](double x) { return -x; });
   std::transform(in.begin(), in.end(), nout.begin(), [](double x) { return -x; });
-  CHECK(m::auroc(nin, nout) == Approx(a).margin(1e-15));
-  CHECK(m::aupr_out(nin, nout) == Approx(pin).margin(1e-15));
-  CHECK(m::aupr_in(nin, nout) == Approx(pout).margin(1e-15));
-  CHECK(m::auroc(out, in) == Approx(1.0 - a).margin(1e-15));
+  CHECK(m::auroc(nin, nout) == Approx(a).margin(1e-15).epsilon(0));
+  CHECK(m::aupr_out(nin, nout) == Approx(pin).margin(1e-15).epsilon(0));
+  CHECK(m::aupr_in(nin, nout) == Approx(pout).margin(1e-15).epsilon(0));
+  CHECK(m::auroc(out, in) == Approx(1.0 - a).margin(1e-15).epsilon(0));
 
   // FPR at other targets: the first ROC point whose TPR reaches the target.
   const auto roc = m::roc_curve(in, out);

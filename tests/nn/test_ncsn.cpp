@@ -6,6 +6,7 @@
 #include <scoreood/nn/blocks/refinenet.hpp>
 #include <scoreood/nn/nets/ncsn_refinenet.hpp>
 
+#include "counter_hash.hpp"
 #include "gradcheck.hpp"
 #include "refdata.hpp"
 
@@ -61,14 +62,7 @@ testing::GradVar input_var(const std::string& name, Tensor4<double>& x, Tensor4<
           [&dx] { return std::span<const double>(dx.data(), dx.size()); }};
 }
 
-// The counter hash the reference script fills parameters and inputs with.
-std::uint64_t splitmix64(std::uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-double hash_u(std::uint64_t stream, std::uint64_t j) { return double(splitmix64((stream << 32) + j) >> 11) * 0x1p-53; }
+using testing::hash_u;  // the reference script's counter hash (counter_hash.hpp)
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -198,7 +192,12 @@ TEST_CASE("NcsnRefineNet backward matches finite differences", "[ncsn][gradcheck
   testing::fill_uniform(x, CounterRng(1, 2), 0.0, 1.0);
   const std::vector<int> levels{2, 0};
   auto& store = net.parameters();
-  const auto opt = fd_options(3, 1e-3);
+  // Floor 1e-2: a convolution bias that feeds a CIN++ gets a gradient of ~5e-4 (the norm removes
+  // the channel mean; only the alpha term of the means is left), and there the central
+  // difference's own rounding (~1e-9 absolute over a 8x8x2 output sum) is ~1e-6 of the value. It
+  // measured 1.09e-6 with floor 1e-3 on an AVX2 CPU, whose portable kernels sum in another order.
+  // Every entry is still held to 1e-8 absolute; the layer tests keep the tight floors.
+  const auto opt = fd_options(3, 1e-2);
   auto rep = testing::gradcheck_vars([&](Tensor4<double>& y) { y = net.forward(x, levels); },
                                      [&](const Tensor4<double>& dy) { net.backward(dy); }, param_vars(store), &store,
                                      opt);

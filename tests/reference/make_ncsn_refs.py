@@ -20,6 +20,75 @@ L = sum(w * y)) stream 2 << 20; the per-tensor gradient projection
 sum(grad * r) uses r = 2u - 1 on stream (k + 1) + (3 << 20).
 Stored: per tensor [index, numel, sum of values, gradient projection], the
 output for a batch of 3 at levels (0, 4, 9), computed in float64.
+
+Comparison with the upstream model file, line by line: ermongroup/ncsn at
+commit 80899cd, models/cond_refinenet_dilated.py (that repository has no
+models/layers.py; every layer CondRefineNetDilated uses is defined in that
+one file). Also checked by running: the upstream classes, restated outside
+this repository, load this twin's state_dict with strict=True (same keys, in
+the same order, same shapes) and give bit-identical outputs, parameter
+gradients and input gradients in float64 for (ngf, L, channels, size) =
+(4, 10, 1, 28), (4, 10, 3, 32) and (6, 5, 1, 12).
+Matches:
+  * ConditionalInstanceNorm2dPlus: channel means over (H, W); their mean and
+    UNBIASED variance over channels (torch.var); (m - mean) / sqrt(var + 1e-5);
+    instance norm without affine or running stats, eps 1e-5; embedding
+    (L, 3C) split [gamma | alpha | beta]; out = gamma (h + z alpha) + beta.
+    Every norm of the model is built with bias=True.
+  * ConditionalResidualBlock, act ELU(alpha 1) everywhere:
+    - resample None, no dilation: conv1 3x3 in->out, normalize2(out), conv2
+      3x3 out->out, all with bias, padding 1; identity shortcut (in == out in
+      every use);
+    - resample None with dilation d: the same with dilated 3x3 convs
+      (padding d, bias);
+    - 'down' with dilation d (res3[0], res4[0]): conv1 in->in, normalize2(in),
+      conv2 in->out and the shortcut are dilated 3x3 convs with bias and NO
+      downsampling (layers 2, 3 and 4 have the same size);
+    - 'down' without dilation (res2[0]): conv1 3x3 in->in, normalize2(in),
+      conv2 = ConvMeanPool(3x3 in->out, padding 1) and shortcut =
+      ConvMeanPool(1x1 in->out), both with bias; the mean pool is the mean of
+      the four stride-2 phases [::2, ::2], [1::2, ::2], [::2, 1::2], [1::2, 1::2];
+    - registration order conv1, normalize2, conv2, shortcut, normalize1;
+      forward normalize1 -> ELU -> conv1 -> normalize2 -> ELU -> conv2, plus
+      the shortcut.
+  * CondRCUBlock: n_blocks x n_stages of (norm -> ELU -> 3x3 conv without
+    bias), the residual added after each block; names "<i>_<j>_norm/_conv".
+  * CondMSFBlock: per input norm -> 3x3 conv with bias -> bilinear resize
+    with align_corners=True to the output size (also when the size is
+    already right), summed; convs registered before norms.
+  * CondCRPBlock: ELU first, then per stage norm -> 5x5 average pool (stride
+    1, padding 2, count_include_pad=True; upstream names it maxpool) -> 3x3
+    conv without bias, each stage's output added to the running sum; convs
+    registered before norms.
+  * CondRefineBlock: adapt_convs RCU(c, 2, 2) per input, output_convs
+    RCU(features, 3 if end else 1, 2), msf unless start, crp CRP(features, 2);
+    registered in that order; forward adapt -> msf (or the single input) ->
+    crp -> output_convs.
+  * CondRefineNetDilated: begin_conv, normalizer, end_conv, res1..res4 (widths
+    F, 2F, 2F, 2F; dilations -, -, 2, 4), refine1([2F]) start, refine2([2F, 2F])
+    -> 2F, refine3([2F, 2F]) -> F, refine4([F, F]) end, at the sizes of layer
+    4, 3, 2, 1; x -> 2x - 1 first; normalizer -> ELU -> end_conv last; the
+    output is not divided by sigma.
+Deviations, none of which changes a value:
+  * The 28-px network passes adjust_padding=True to res4[0]. Only the
+    ConvMeanPool branch reads the flag (a ZeroPad2d((1, 0, 1, 0)) before its
+    conv, which would also rename its parameters "conv.1.*"); res4[0] has a
+    dilation and takes the dilated branch, so the flag has no effect and the
+    twin leaves it out.
+  * 2x - 1 is applied unconditionally: upstream skips it only with
+    data.logit_transform, which every published config sets to false.
+  * The twin takes (ngf, L, channels) instead of a config object and runs in
+    float64; parameters are filled from the hash above instead of PyTorch's
+    initialisation (upstream: conv defaults, embeddings N(1, 0.02) for gamma
+    and alpha and 0 for beta).
+  * Written out of place: RCU's "x += residual" as x = x + r, MSF's sum from
+    torch.zeros(...) as Python's sum(...). The same values and gradients.
+  * No bias=False variant of the norm, and no shortcut for resample None with
+    in != out (upstream would call nn.Conv2d(in, out) without a kernel size
+    there): neither occurs in the model.
+  * Upstream trains through torch.nn.DataParallel, so its checkpoints prefix
+    every key with "module."; the names here (and in the C++ store) are the
+    bare module's.
 """
 import os
 import sys
@@ -224,11 +293,11 @@ def fill_parameters(net):
 
 
 def main():
-    import ncsn_param_count as colleague
+    import ncsn_param_count as independent
 
     big = CondRefineNetDilated(64, 10, 1)
     n_big = sum(p.numel() for p in big.parameters())
-    n_other = sum(p.numel() for p in colleague.CondRefineNetDilated().parameters())
+    n_other = sum(p.numel() for p in independent.CondRefineNetDilated().parameters())
     assert n_big == n_other, (n_big, n_other)
 
     torch.set_default_dtype(torch.float64)

@@ -84,3 +84,125 @@ TEST_CASE("ScoreOOD trains, fits, scores, and survives a save/load round trip", 
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("fit_density holds out a share and calibrates the decision threshold", "[detector][threshold]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "scoreood_test_threshold";
+  fs::create_directories(dir);
+  using Det = ScoreOOD<nn::SmallUNet<>, augment::Rot4, density::Gaussian>;
+  Det::Options o;
+  o.net = {.channels = 1, .image_size = 8, .width = 4};
+  o.features = score::FeatureSet::parse("msma,rot");
+  o.batch = 32;
+  Det det(schedule::Geometric{1.0f, 0.05f, 4}, o);
+  const Images in = stripes(200, 8, false, 1);
+  det.train(in, {.steps = 20, .batch = 16, .lr = 3e-3, .log_every = 0});
+
+  det.fit_density(in, {.holdout = 0.1, .keep = 0.9});
+  REQUIRE(det.threshold());
+  CHECK(det.threshold()->held_out == 20);
+  CHECK(det.threshold()->keep == 0.9);
+  // Recompute the rule from the vectors: the threshold is a held-out image's score, and exactly
+  // 18 of the 20 held-out scores (90 %) lie at or below it, so 18 of them are not OOD.
+  const std::vector<double> s = det.score_vectors(det.normality(in));
+  const std::vector<bool> flags = det.is_ood(in);
+  std::size_t at_or_below = 0, flagged = 0;
+  bool is_a_score = false;
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    at_or_below += s[k] <= det.threshold()->value;
+    flagged += flags[k];
+    is_a_score |= s[k] == det.threshold()->value;
+    CHECK(flags[k] == (s[k] > det.threshold()->value));
+  }
+  CHECK(is_a_score);
+  CHECK(flagged == s.size() - at_or_below);
+  // The held-out images are not the first or last 20 (a sorted set would hand out one class).
+  CHECK(flagged < 200);
+
+  // White noise is flagged.
+  Images noise = xt::empty<float>({std::size_t(10), std::size_t(1), std::size_t(8), std::size_t(8)});
+  for (std::size_t i = 0; i < noise.size(); ++i) noise.data()[i] = CounterRng(9, 0).uniform(i);
+  const auto noise_flags = det.is_ood(noise);
+  CHECK(std::count(noise_flags.begin(), noise_flags.end(), true) >= 9);
+
+  SECTION("the threshold survives save/load; a refit without a holdout drops it") {
+    det.save(dir / "t.sood");
+    const Det back = Det::from_file(dir / "t.sood");
+    REQUIRE(back.threshold());
+    CHECK(back.threshold()->value == det.threshold()->value);
+    CHECK(back.threshold()->held_out == 20);
+    CHECK(back.is_ood(in) == flags);
+    det.fit_density(in, {.holdout = 0});
+    CHECK(!det.threshold());
+    CHECK_THROWS_WITH(det.is_ood(in), Catch::Contains("needs a threshold"));
+    det.set_threshold(1.5);
+    CHECK(det.is_ood_scores(std::vector<double>{1.0, 2.0}) == std::vector<bool>{false, true});
+  }
+  SECTION("too few images for a holdout: no threshold, all images fitted") {
+    det.fit_density(in, {.limit = 60});  // 10 % is 6 images
+    CHECK(!det.threshold());
+  }
+  SECTION("bad options") {
+    CHECK_THROWS_AS(det.fit_density(in, {.holdout = 1.0}), ValueError);
+    CHECK_THROWS_AS(det.fit_density(in, {.keep = 0.0}), ValueError);
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("A detector file written before the threshold existed still loads", "[detector][threshold]") {
+  const auto path = std::filesystem::path(SCOREOOD_SOURCE_DIR) / "examples/models/rotncsn-fmnist-w32.sood";
+  using Det = ScoreOOD<nn::SmallUNet<>, augment::Rot4, density::Gmm>;
+  const Det det = Det::from_file(path);  // format version 1, a trained network without a density
+  CHECK(det.net().config().width == 32);
+  CHECK(!det.fitted());
+  CHECK(!det.threshold());
+}
+
+TEST_CASE("Anomaly maps add up to the squared norms behind the features", "[detector][anomaly_map]") {
+  // The maps sum the squared residuals the features take norms of, with the same noise, so the
+  // sum over pixels of a map equals the sum over levels of the squared features (weighted).
+  using Det = ScoreOOD<nn::SmallUNet<>, augment::Rot4, density::Gaussian>;
+  Det::Options o;
+  o.net = {.channels = 2, .image_size = 8, .width = 4};
+  o.batch = 3;
+  Det det(schedule::Geometric{1.0f, 0.05f, 3}, o);
+  Images x = Images::from_shape({std::size_t(5), std::size_t(2), std::size_t(8), std::size_t(8)});
+  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = CounterRng(4, 1).uniform(i);
+  const auto sig = det.sigmas();
+  const std::size_t L = sig.size(), G = 4;
+
+  for (const char* features : {"elem", "msma", "msma,elem"}) {
+    det.set_features(score::FeatureSet::parse(features));
+    for (auto w : {score::MapWeighting::none, score::MapWeighting::sigma2}) {
+      const Images maps = det.anomaly_map(x, {.terms = Det::MapOptions::Terms::features, .weighting = w});
+      REQUIRE(maps.shape()[0] == 5);
+      REQUIRE(maps.shape()[1] == 1);
+      REQUIRE(maps.shape()[2] == 8);
+      const Matrix<double> v = det.normality(x);
+      for (std::size_t n = 0; n < 5; ++n) {
+        double sum = 0;
+        for (std::size_t p = 0; p < 64; ++p) {
+          CHECK(maps(n, 0, p / 8, p % 8) >= 0);
+          sum += maps(n, 0, p / 8, p % 8);
+        }
+        double want = 0;
+        std::size_t col = 0;
+        if (std::string(features).find("msma") != std::string::npos)
+          for (std::size_t i = 0; i < L; ++i, ++col) want += v(n, col) * v(n, col);
+        if (std::string(features).find("elem") != std::string::npos)
+          for (std::size_t i = 0; i < L; ++i)
+            for (std::size_t g = 0; g < G; ++g, ++col) {
+              const double wi = w == score::MapWeighting::sigma2 ? double(sig[i]) * sig[i] : 1.0;
+              want += wi * v(n, col) * v(n, col);
+            }
+        INFO(features << " image " << n);
+        CHECK(sum == Approx(want).epsilon(1e-5));
+      }
+    }
+  }
+  // The default map is the clean-image term alone, whatever the features.
+  const Images clean = det.anomaly_map(x);
+  det.set_features(score::FeatureSet::parse("msma"));
+  const Images msma_only = det.anomaly_map(x, {.terms = Det::MapOptions::Terms::features});
+  CHECK(std::equal(clean.begin(), clean.end(), msma_only.begin()));
+}

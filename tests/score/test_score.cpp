@@ -27,6 +27,27 @@ Images blobs(std::size_t n, std::size_t size, std::uint64_t seed) {
   }
   return x;
 }
+
+/// np.rot90(img, k, axes=(H, W)) on one C x S x S image, from its definition: one quarter turn
+/// counter-clockwise is out[c][i][j] = in[c][j][S - 1 - i]; k turns apply it k times.
+template <class T>
+std::vector<T> rot90_reference(const T* src, std::size_t C, std::size_t S, std::size_t k) {
+  std::vector<T> a(src, src + C * S * S), b(a.size());
+  for (std::size_t t = 0; t < k; ++t) {
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t i = 0; i < S; ++i)
+        for (std::size_t j = 0; j < S; ++j) b[(c * S + i) * S + j] = a[(c * S + j) * S + (S - 1 - i)];
+    std::swap(a, b);
+  }
+  return a;
+}
+
+Images uniform_images(std::size_t n, std::size_t c, std::size_t s, std::uint64_t seed) {
+  Images x = xt::empty<float>({n, c, s, s});
+  const CounterRng r(seed, 1);
+  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = r.uniform(i);
+  return x;
+}
 }  // namespace
 
 TEST_CASE("noise schedules", "[schedule]") {
@@ -97,6 +118,98 @@ TEST_CASE("DSM batches are reproducible and apply the group to the noisy input",
   CHECK(matched == 32);
   std::set<int> elems(a.elements.begin(), a.elements.end());
   CHECK(elems.size() == 4);
+}
+
+TEST_CASE("DSM batches follow their definition for the sampled image, level, element and noise", "[dsm]") {
+  // Every draw is recomputed from the documented streams of DsmStreams::for_step: image
+  // n_b = images.uniform_int(b, N), level i_b = levels.uniform_int(b, L), element
+  // r_b = elements.uniform_int(b, |G|), z_b,p = noise.normal(b P + p). Then sigma_b must be
+  // sigmas[i_b] exactly and input_b = r_b(x_n + sigma_b z_b), rotated by rot90_reference.
+  // Bound on the input: 1e-6 absolute (inputs are O(1); one float rounding of x + sigma z,
+  // with or without a fused multiply-add, differs by < 3e-7).
+  const std::size_t N = 7, C = 2, S = 6, P = C * S * S, B = 37;
+  const Images data = uniform_images(N, C, S, 8);
+  const auto sig = schedule::Geometric{1.0f, 0.01f, 5}.sigmas();
+  const score::DsmStreams st = score::DsmStreams::for_step(21, 4);
+  for (const bool rotations : {true, false}) {
+    DYNAMIC_SECTION((rotations ? "rot4" : "identity")) {
+      const std::size_t G = rotations ? 4 : 1;
+      score::DsmBatch a;
+      if (rotations) score::make_dsm_batch(data, sig, augment::Rot4{}, B, st, a);
+      else score::make_dsm_batch(data, sig, augment::Identity{}, B, st, a);
+      REQUIRE(shape_of(a.input) == Shape4{B, C, S, S});
+      REQUIRE(shape_of(a.noise) == Shape4{B, C, S, S});
+      REQUIRE(a.levels.size() == B);
+      REQUIRE(a.elements.size() == B);
+      REQUIRE(a.sigma.size() == B);
+      std::set<std::size_t> images, levels, elements;
+      for (std::size_t b = 0; b < B; ++b) {
+        const std::size_t n = st.images.uniform_int(b, std::uint32_t(N));
+        const std::size_t i = st.levels.uniform_int(b, std::uint32_t(sig.size()));
+        const std::size_t k = st.elements.uniform_int(b, std::uint32_t(G));
+        images.insert(n);
+        levels.insert(i);
+        elements.insert(k);
+        INFO("sample " << b << ": image " << n << ", level " << i << ", element " << k);
+        REQUIRE(a.levels[b] == int(i));
+        REQUIRE(a.elements[b] == int(k));
+        CHECK(a.sigma[b] == sig[std::size_t(a.levels[b])]);
+        std::vector<float> noisy(P);
+        bool same_noise = true;
+        for (std::size_t p = 0; p < P; ++p) {
+          const float z = st.noise.normal(b * P + p);
+          same_noise = same_noise && a.noise.data()[b * P + p] == z;
+          noisy[p] = float(double(data.data()[n * P + p]) + double(sig[i]) * double(z));
+        }
+        CHECK(same_noise);
+        const std::vector<float> want = rot90_reference(noisy.data(), C, S, k);
+        double err = 0;
+        for (std::size_t p = 0; p < P; ++p) err = std::max(err, double(std::abs(a.input.data()[b * P + p] - want[p])));
+        CHECK(err < 1e-6);
+      }
+      // The batch exercises what it should: several images, every level, every element.
+      CHECK(images.size() == N);
+      CHECK(levels.size() == sig.size());
+      CHECK(elements.size() == G);
+    }
+  }
+}
+
+TEST_CASE("dsm_loss and its gradient equal Eq. 1 summed in double, in float and double", "[dsm]") {
+  // The Eq. 1 form with the perturbation x~ - x = sigma z (not the simplified 0.5||sigma s + z||^2
+  // of the code): loss = mean_b 0.5 sigma_b^2 sum_p (s + (x~ - x) / sigma_b^2)^2, and
+  // dloss/ds = sigma_b^2 (s + z / sigma_b) / B. Float bound: 1e-6 relative on the loss (a sum
+  // of positive terms); for the gradient 1e-6 of sigma (|sigma s| + |z|) / B per element, the
+  // size of one float rounding of sigma s + z. Double: 1e-12 of the same scales.
+  const std::size_t B = 5, C = 2, H = 3, W = 4, P = C * H * W;
+  const std::vector<float> sigma{1.0f, 0.5f, 0.1f, 0.05f, 0.01f};
+  auto run = [&](auto zero, double tol) {
+    using T = decltype(zero);
+    Tensor4<T> s = xt::empty<T>({B, C, H, W}), z = s, g;
+    const CounterRng r(31, 2);
+    for (std::size_t q = 0; q < s.size(); ++q) {
+      s.data()[q] = T(3 * r.normal(q));  // scores of either sign, larger than z / sigma or not
+      z.data()[q] = T(r.normal(q + 100000));
+    }
+    const double loss = score::dsm_loss(s, z, sigma, g);
+    REQUIRE(shape_of(g) == shape_of(s));
+    double want = 0;
+    for (std::size_t b = 0; b < B; ++b) {
+      const double sg = sigma[b];
+      for (std::size_t p = 0; p < P; ++p) {
+        const double sv = double(s.data()[b * P + p]), zv = double(z.data()[b * P + p]);
+        const double t = sv + (sg * zv) / (sg * sg);
+        want += 0.5 * sg * sg * t * t / double(B);
+        const double gw = sg * sg * t / double(B);
+        const double scale = sg * (std::abs(sg * sv) + std::abs(zv)) / double(B);
+        INFO("sample " << b << ", element " << p);
+        CHECK(std::abs(double(g.data()[b * P + p]) - gw) <= tol * scale);
+      }
+    }
+    CHECK(loss == Approx(want).epsilon(tol));
+  };
+  run(0.0f, 1e-6);
+  run(0.0, 1e-12);
 }
 
 TEST_CASE("training lowers the DSM loss and resumes exactly", "[trainer]") {
@@ -204,10 +317,121 @@ TEST_CASE("normality vectors: shapes, definitions and batch independence", "[nor
   ol.features = score::FeatureSet::parse("msma,rec,rot,elem,log");
   const auto fl = score::normality(net, rot, sig, x, ol);
   REQUIRE(fl.shape() == f5.shape());
-  for (std::size_t k = 0; k < fl.size(); ++k) CHECK(fl.data()[k] == Approx(std::log(f5.data()[k])).margin(1e-12));
+  for (std::size_t k = 0; k < fl.size(); ++k) CHECK(fl.data()[k] == Approx(std::log(f5.data()[k])).margin(1e-12).epsilon(0));
   CHECK(score::FeatureSet::parse(ol.features.str()).log);
   CHECK(ol.features.str() == "msma,rec,rot,elem,log");
   CHECK_THROWS_AS(score::FeatureSet::parse("log"), ValueError);  // a modifier alone selects nothing
   Images wrong = xt::zeros<float>({std::size_t(2), std::size_t(1), std::size_t(10), std::size_t(10)});
   CHECK_THROWS_AS(score::normality(net, rot, sig, wrong, o), ShapeError);
+}
+
+namespace {
+/// Normality terms from the definitions in normality.hpp, image by image, in double:
+///   msma[n][i]     = || sigma_i s(x_n, i) ||
+///   elem[n][i][g]  = mean over draws d of || s(r_g(x~), i) + z / sigma_i ||,  x~ = x_n + sigma_i z,
+/// z_p = CounterRng(seed, 0x4E0).substream(d * L + i).normal(n * P + p) (the documented streams),
+/// r_g = g quarter turns (rot90_reference), or the identity when `rotations` is false.
+struct NormalityReference {
+  std::vector<double> msma, elem;  // [n * L + i], [(n * L + i) * G + g]
+};
+template <class Net>
+NormalityReference normality_reference(const Net& net, bool rotations, std::span<const float> sigmas, const Images& x,
+                                       std::size_t draws, std::uint64_t seed) {
+  const std::size_t N = x.shape()[0], C = x.shape()[1], S = x.shape()[2], P = C * S * S, L = sigmas.size();
+  const std::size_t G = rotations ? 4 : 1;
+  NormalityReference ref{std::vector<double>(N * L), std::vector<double>(N * L * G, 0.0)};
+  Images in = xt::empty<float>({std::size_t(1), C, S, S}), s;
+  for (std::size_t n = 0; n < N; ++n) {
+    const float* xn = x.data() + n * P;
+    for (std::size_t i = 0; i < L; ++i) {
+      const double sigma = sigmas[i];
+      const std::vector<int> level{int(i)};
+      std::copy(xn, xn + P, in.data());
+      net.infer(in, level, s);
+      double acc = 0;
+      for (std::size_t p = 0; p < P; ++p) acc += (sigma * s.data()[p]) * (sigma * s.data()[p]);
+      ref.msma[n * L + i] = std::sqrt(acc);
+      for (std::size_t d = 0; d < draws; ++d) {
+        const CounterRng rng = CounterRng(seed, 0x4E0).substream(d * L + i);
+        std::vector<double> z(P);
+        std::vector<float> noisy(P);
+        for (std::size_t p = 0; p < P; ++p) {
+          z[p] = rng.normal(n * P + p);
+          noisy[p] = float(double(xn[p]) + sigma * z[p]);
+        }
+        for (std::size_t g = 0; g < G; ++g) {
+          const std::vector<float> r = rot90_reference(noisy.data(), C, S, g);
+          std::copy(r.begin(), r.end(), in.data());
+          net.infer(in, level, s);
+          double a = 0;
+          for (std::size_t p = 0; p < P; ++p) {
+            const double t = double(s.data()[p]) + z[p] / sigma;  // s + (x~ - x) / sigma^2
+            a += t * t;
+          }
+          ref.elem[(n * L + i) * G + g] += std::sqrt(a) / double(draws);
+        }
+      }
+    }
+  }
+  return ref;
+}
+}  // namespace
+
+TEST_CASE("normality vectors equal their definitions computed image by image", "[normality]") {
+  // An untrained 2-channel SmallUNet; 7 images at batch sizes that do not divide 7; 3 levels,
+  // 2 draws. The reference calls the network itself on x + sigma z with z from the documented
+  // streams, rotates with its own index formula and takes the norms in double. Bound: 1e-5
+  // relative. Both sides feed the network the same float inputs up to one rounding of
+  // x + sigma z, so the features agree to ~1e-7 (measured 1.5e-8); a flipped sign of z / sigma,
+  // sigma for sigma^2 or a rotated z changes them by 1e-3 to 1.
+  const nn::SmallUNetConfig cfg{.channels = 2, .image_size = 8, .width = 4, .num_levels = 3};
+  nn::SmallUNet<> net(cfg, 21);
+  const auto sig = schedule::Geometric{1.0f, 0.1f, 3}.sigmas();
+  const std::size_t N = 7, L = 3;
+  const Images x = uniform_images(N, 2, 8, 5);
+  score::NormalityOptions o;
+  o.draws = 2;
+  o.seed = 0xABCDEF;
+  for (const bool rotations : {true, false}) {
+    const std::size_t G = rotations ? 4 : 1;
+    const NormalityReference ref = normality_reference(net, rotations, sig, x, o.draws, o.seed);
+    for (const std::size_t batch : {std::size_t(3), std::size_t(4)}) {
+      for (const char* features : {"msma,rec,rot,elem", "rec", "rot"}) {
+        DYNAMIC_SECTION((rotations ? "rot4" : "identity") << ", batch " << batch << ", " << features) {
+          o.batch = batch;
+          o.features = score::FeatureSet::parse(features);
+          const auto f = rotations ? score::normality(net, augment::Rot4{}, sig, x, o)
+                                   : score::normality(net, augment::Identity{}, sig, x, o);
+          REQUIRE(f.shape()[0] == N);
+          REQUIRE(f.shape()[1] == o.features.dims(L, G));
+          double worst = 0;
+          for (std::size_t n = 0; n < N; ++n) {
+            std::size_t col = 0;
+            auto expect = [&](double want, const char* what, std::size_t i, std::size_t g) {
+              INFO("image " << n << ", " << what << ", level " << i << ", element " << g);
+              CHECK(f(n, col) == Approx(want).epsilon(1e-5));
+              worst = std::max(worst, std::abs(f(n, col) - want) / want);
+              ++col;
+            };
+            const score::FeatureSet& fs = o.features;
+            if (fs.msma)
+              for (std::size_t i = 0; i < L; ++i) expect(ref.msma[n * L + i], "msma", i, 0);
+            if (fs.rec)
+              for (std::size_t i = 0; i < L; ++i) expect(ref.elem[(n * L + i) * G], "rec", i, 0);
+            if (fs.rot)
+              for (std::size_t i = 0; i < L; ++i) {
+                double sum = 0;
+                for (std::size_t g = 0; g < G; ++g) sum += ref.elem[(n * L + i) * G + g];
+                expect(sum, "rot", i, 0);
+              }
+            if (fs.per_element)
+              for (std::size_t i = 0; i < L; ++i)
+                for (std::size_t g = 0; g < G; ++g) expect(ref.elem[(n * L + i) * G + g], "elem", i, g);
+          }
+          INFO("worst relative difference " << worst);
+          CHECK(worst < 1e-5);
+        }
+      }
+    }
+  }
 }

@@ -28,7 +28,8 @@ namespace scoreood::io {
 
 inline constexpr char kMagic[4] = {'S', 'O', 'O', 'D'};
 /// Bump when the container or any body layout changes incompatibly.
-inline constexpr std::uint32_t kFormatVersion = 1;
+/// 2: detector files end with the decision threshold (version-1 files still load).
+inline constexpr std::uint32_t kFormatVersion = 2;
 
 /// Appends little-endian plain values, strings and arrays to a byte buffer.
 class ByteWriter {

@@ -1,5 +1,6 @@
 /** @file dataset.hpp
- *  @brief A labelled batch of images and the `first_n` subset helper. */
+ *  @brief A labelled batch of images, the files it came from, and the
+ *  `first_n` subset helper. */
 #pragma once
 #include <scoreood/core/tensor.hpp>
 
@@ -9,12 +10,22 @@
 
 namespace scoreood::data {
 
+/// An image file that could not be read and was left out (LoadOptions::skip_bad).
+struct SkippedFile {
+  std::string path;
+  std::string reason;  ///< the FormatError's message (it names the file too)
+};
+
 /// Images (float NCHW in [0, 1], pixel / 255), their labels (may be empty:
 /// OOD sets and transformed copies need none) and where they came from.
+/// `paths` holds one file per image for folders and lists (empty for IDX and
+/// CIFAR); `skipped` the files left out by skip_bad, in dataset order.
 struct Dataset {
   Images images;
   std::vector<int> labels;
   std::string source;
+  std::vector<std::string> paths;
+  std::vector<SkippedFile> skipped;
 
   std::size_t size() const { return images.shape()[0]; }
 };
@@ -28,12 +39,15 @@ inline Images first_n(const Images& x, std::size_t n) {
   return out;
 }
 
-/// The first min(n, size) images and labels of `d`; the source notes the cut.
+/// The first min(n, size) images, labels and paths of `d`; the source notes the
+/// cut. `skipped` is kept whole: it reports how `d` was read.
 inline Dataset first_n(const Dataset& d, std::size_t n) {
   Dataset out;
   out.images = first_n(d.images, n);
   const std::size_t k = out.images.shape()[0];
   out.labels.assign(d.labels.begin(), d.labels.begin() + static_cast<std::ptrdiff_t>(std::min(k, d.labels.size())));
+  out.paths.assign(d.paths.begin(), d.paths.begin() + static_cast<std::ptrdiff_t>(std::min(k, d.paths.size())));
+  out.skipped = d.skipped;
   out.source = d.source + ":first=" + std::to_string(n);
   return out;
 }

@@ -1,86 +1,47 @@
 /** @file load.hpp
- *  @brief One entry point for every dataset a command line names:
- *  `PATH[:gray28][:first=N]`, format detected by content. */
+ *  @brief One entry point for every dataset a command line names, read whole:
+ *  `PATH[:gray28][:gray|:rgb][:size=N][:first=N][:recursive]` where PATH is
+ *  an IDX file, a CIFAR binary, a folder of images, a list of image paths or
+ *  one image (see spec.hpp for the options, source.hpp for the kinds, the
+ *  conversions and skip_bad). For sets larger than memory use open(). */
 #pragma once
 #include <scoreood/core/error.hpp>
-#include <scoreood/data/cifar.hpp>
 #include <scoreood/data/dataset.hpp>
 #include <scoreood/data/find.hpp>
-#include <scoreood/data/idx.hpp>
-#include <scoreood/data/input_file.hpp>
-#include <scoreood/data/transforms.hpp>
+#include <scoreood/data/source.hpp>
+#include <scoreood/data/spec.hpp>
 
-#include <charconv>
-#include <optional>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
 namespace scoreood::data {
 
-/// A parsed `PATH[:gray28][:first=N]` (options in any order after the path).
-struct LoadSpec {
-  std::string path;
-  bool gray28 = false;
-  std::optional<std::size_t> first;
-};
-
-inline LoadSpec parse_load_spec(std::string_view spec) {
-  LoadSpec s;
-  std::string_view rest = spec;
-  for (;;) {
-    const auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos) break;
-    const std::string_view opt = rest.substr(colon + 1);
-    if (opt == "gray28") {
-      s.gray28 = true;
-    } else if (opt.starts_with("first=")) {
-      const std::string_view num = opt.substr(6);
-      std::size_t n = 0;
-      const auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
-      if (num.empty() || ec != std::errc() || p != num.data() + num.size())
-        throw ValueError("dataset spec '" + std::string(spec) + "': first=" + std::string(num) +
-                         " is not a non-negative integer");
-      s.first = n;
-    } else if (opt.find('/') == std::string_view::npos && opt.find('.') == std::string_view::npos) {
-      throw ValueError("dataset spec '" + std::string(spec) + "': unknown option '" + std::string(opt) +
-                       "' (valid: gray28, first=N)");
-    } else {
-      break;  // a colon inside the path itself
-    }
-    rest = rest.substr(0, colon);
-  }
-  if (rest.empty()) throw ValueError("dataset spec '" + std::string(spec) + "': no path");
-  s.path = std::string(rest);
-  return s;
-}
-
-/// Loads `PATH[:gray28][:first=N]`. PATH is resolved with find_data(); IDX is
-/// recognised by its magic, CIFAR binary by a `.bin`/`.bin.gz` name. `:gray28`
-/// converts to gray and resizes to 28×28 (CIFAR as far-OOD for Fashion-MNIST);
-/// `:first=N` keeps the first N images.
-inline Dataset load(std::string_view spec) {
+/// Loads `spec` whole, converted as `opts` asks (the model's channels and size).
+/// PATH is resolved with find_data(). `:gray28` converts to gray and resizes to
+/// 28×28 (CIFAR as far-OOD for Fashion-MNIST); `:first=N` keeps the first N
+/// images. With skip_bad, a folder or list none of whose files can be read is
+/// still an error.
+inline Dataset load(std::string_view spec, const LoadOptions& opts) {
   const LoadSpec s = parse_load_spec(spec);
   const std::filesystem::path path = find_data(s.path);
-  unsigned char head[4] = {0, 0, 0, 0};
-  std::size_t got = 0;
-  {
-    detail::InputFile f(path);
-    got = f.read(head, 4);
+  const DatasetKind kind = detect_dataset_kind(path);
+  detail::check_spec_fits(s, kind, path, spec);
+  if (kind == DatasetKind::idx || kind == DatasetKind::cifar) {
+    // Read directly: an ImageSource would hold the set and read() copy it.
+    Dataset d = detail::load_in_memory(kind, path, s, detail::conversion_of(s, opts, spec));
+    d.source = std::string(spec);
+    return d;
   }
-  Dataset d;
-  if (got == 4 && head[0] == 0 && head[1] == 0 && head[2] == 0x08) {
-    if (head[3] == 1)
-      throw FormatError(path.string() + ": is an IDX label file; give the images file (labels are found beside it)");
-    d = load_idx(path);
-  } else if (path.filename().string().find(".bin") != std::string::npos) {
-    d = load_cifar(path);
-  } else {
-    throw FormatError(path.string() + ": unknown dataset format (not IDX by its magic number, and not a CIFAR .bin/.bin.gz)");
-  }
-  if (s.first) d = first_n(d, *s.first);
-  if (s.gray28) d.images = resize_bilinear(to_grayscale(d.images), 28, 28);
-  d.source = std::string(spec);
+  const ImageSource src = open(spec, opts);
+  Dataset d = src.read(0, src.size());
+  if (d.size() == 0 && !d.skipped.empty())
+    throw FormatError(path.string() + ": none of its " + std::to_string(d.skipped.size()) +
+                      " image files can be read; the first: " + d.skipped.front().reason);
   return d;
 }
+
+/// Loads `spec` whole, as the spec alone says.
+inline Dataset load(std::string_view spec) { return load(spec, LoadOptions{}); }
 
 }  // namespace scoreood::data

@@ -16,10 +16,14 @@
  *  is a counter-based function of (seed, n, level, draw): vectors do not
  *  depend on the batch size or on which other images are in the batch. */
 #pragma once
+#include <scoreood/concepts.hpp>
+#include <scoreood/core/backend.hpp>
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
 #include <scoreood/core/tensor.hpp>
+#include <scoreood/cpu/backend.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -27,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace scoreood::score {
@@ -87,98 +92,112 @@ struct NormalityOptions {
   std::string label;           ///< shown in progress lines
 };
 
-/// N x D normality vectors of `images` (D = features.dims(L, |G|)), in double.
-template <class Net, class Aug>
-Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> sigmas, const Images& images,
-                         const NormalityOptions& opt) {
+namespace detail {
+
+/// The network passes behind the normality vectors and the anomaly maps, batch by
+/// batch and level by level, with the noise both must share, in the network's backend:
+///   clean(ctx, n0, B, i, s)            when `want_clean`: s = s(x, i) for images n0 .. n0+B-1;
+///   noisy(ctx, n0, B, i, d, z, s)      for draw d of `groups` group elements (0 = identity): z holds
+///                                      the B noise images, s the B*groups scores, group-major.
+/// Each clean batch goes to the backend once; only what the callbacks reduce comes back.
+/// Checks the inputs and reports progress.
+template <class Net, class Aug, class Clean, class Noisy>
+void network_passes(const Net& net, const Aug& aug, std::span<const float> sigmas, const Images& images,
+                    const NormalityOptions& opt, bool want_clean, std::size_t groups, Clean&& clean, Noisy&& noisy,
+                    const char* what) {
+  using B = typename Net::backend_type;
+  using Ops = backend::ops<B>;
   const auto& cfg = net.config();
   const std::size_t N = images.shape()[0], C = images.shape()[1], H = images.shape()[2], W = images.shape()[3];
-  const std::size_t P = C * H * W, L = sigmas.size(), G = aug.size();
-  if (N == 0) throw ValueError("normality: no images");
+  const std::size_t P = C * H * W, L = sigmas.size();
+  if (N == 0) throw ValueError(std::string(what) + ": no images");
   if (C != cfg.channels || H != cfg.image_size || W != cfg.image_size)
-    throw ShapeError("normality: images " + to_string(shape_of(images)) + " do not fit the network (" +
+    throw ShapeError(std::string(what) + ": images " + to_string(shape_of(images)) + " do not fit the network (" +
                      std::to_string(cfg.channels) + " x " + std::to_string(cfg.image_size) + " x " +
                      std::to_string(cfg.image_size) + ")");
-  if (L != cfg.num_levels) throw ValueError("normality: schedule and network disagree on the number of levels");
-  if (opt.draws == 0 || opt.batch == 0) throw ValueError("normality: draws and batch must be positive");
-  const FeatureSet& f = opt.features;
-  if (!f.any()) throw ValueError("normality: no feature selected");
-  // Group terms needed: all of them for rot/per-element, the identity alone for rec.
-  const std::size_t groups = (f.rot || f.per_element) ? G : (f.rec ? 1 : 0);
-  for (std::size_t k = 0; k < groups; ++k) aug.check_shape(C, H, W, k);  // throw here, never inside the parallel loop
+  if (L != cfg.num_levels)
+    throw ValueError(std::string(what) + ": schedule and network disagree on the number of levels");
+  if (opt.draws == 0 || opt.batch == 0) throw ValueError(std::string(what) + ": draws and batch must be positive");
+  for (std::size_t k = 0; k < groups; ++k) aug.check_shape(C, H, W, k);  // throw here, never inside a parallel loop
 
-  Matrix<double> out = xt::zeros<double>({N, f.dims(L, G)});
-  std::vector<double> elem(N * L * G, 0.0), msma(N * L, 0.0);
-  Images in, s;
+  typename Net::Workspace ws;  // this call's own scratch and context: several threads may run it at once
+  auto& ctx = ws.ctx;
+  Images host_batch;
+  typename Net::Tensor staging, in, s, z;
   std::vector<int> levels;
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   std::size_t last_report = 0;
 
   for (std::size_t n0 = 0; n0 < N; n0 += opt.batch) {
-    const std::size_t B = std::min(opt.batch, N - n0);
-    const float* x = images.data() + n0 * P;
+    const std::size_t Bn = std::min(opt.batch, N - n0);
+    host_batch.resize({Bn, C, H, W});
+    std::copy(images.data() + n0 * P, images.data() + (n0 + Bn) * P, host_batch.data());
+    const auto& x = Ops::to_backend(ctx, host_batch, staging);  // the CPU: host_batch itself
     for (std::size_t i = 0; i < L; ++i) {
       const float sg = sigmas[i];
-      if (f.msma) {
-        in.resize({B, C, H, W});
-        std::copy(x, x + B * P, in.data());
-        levels.assign(B, int(i));
-        net.infer(in, levels, s);
-        for (std::size_t b = 0; b < B; ++b) {
-          double acc = 0;
-          const float* sp = s.data() + b * P;
-          for (std::size_t p = 0; p < P; ++p) acc += double(sg * sp[p]) * double(sg * sp[p]);
-          msma[(n0 + b) * L + i] = std::sqrt(acc);
-        }
+      if (want_clean) {
+        levels.assign(Bn, int(i));
+        net.infer(ws, x, levels, s);
+        clean(ctx, n0, Bn, i, std::as_const(s));
       }
       if (groups == 0) continue;
       for (std::size_t d = 0; d < opt.draws; ++d) {
         const CounterRng rng = CounterRng(opt.seed, 0x4E0).substream(d * L + i);
-        in.resize({B * groups, C, H, W});
-        levels.assign(B * groups, int(i));
-        std::vector<float> z(B * P);
-#pragma omp parallel
-        {
-          std::vector<float> noisy(P);
-#pragma omp for schedule(static)
-          for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
-            const std::size_t b = std::size_t(bi);
-            const std::size_t n = n0 + b;
-            for (std::size_t p = 0; p < P; ++p) {
-              z[b * P + p] = rng.normal(n * P + p);
-              noisy[p] = x[b * P + p] + sg * z[b * P + p];
-            }
-            for (std::size_t g = 0; g < groups; ++g)
-              aug.apply_image(noisy.data(), in.data() + (g * B + b) * P, C, H, W, g);
-          }
-        }
-        net.infer(in, levels, s);
-        // || s + (x~ - x)/sigma^2 || = || s + z/sigma ||
-        const float inv = 1.0f / sg;
-#pragma omp parallel for collapse(2) schedule(static)
-        for (std::ptrdiff_t gi = 0; gi < std::ptrdiff_t(groups); ++gi)
-          for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
-            const std::size_t g = std::size_t(gi), b = std::size_t(bi);
-            const float* sp = s.data() + (g * B + b) * P;
-            const float* zp = z.data() + b * P;
-            double acc = 0;
-            for (std::size_t p = 0; p < P; ++p) {
-              const double r = double(sp[p]) + double(zp[p]) * inv;
-              acc += r * r;
-            }
-            elem[((n0 + b) * L + i) * G + g] += std::sqrt(acc) / double(opt.draws);
-          }
+        Ops::resize(in, Shape4{Bn * groups, C, H, W});
+        Ops::resize(z, Shape4{Bn, C, H, W});
+        Ops::noisy_copies(ctx, x, n0, sg, rng, groups, aug, in, z);
+        levels.assign(Bn * groups, int(i));
+        net.infer(ws, in, levels, s);
+        noisy(ctx, n0, Bn, i, d, std::as_const(z), std::as_const(s));
       }
     }
-    if (opt.progress && (n0 + B == N || n0 + B - last_report >= 1000)) {
-      last_report = n0 + B;
+    if (opt.progress && (n0 + Bn == N || n0 + Bn - last_report >= 1000)) {
+      last_report = n0 + Bn;
       const double secs = std::chrono::duration<double>(clock::now() - t0).count();
-      *opt.progress << "  normality " << opt.label << (opt.label.empty() ? "" : " ") << n0 + B << '/' << N << "  "
-                    << int(double(n0 + B) / std::max(secs, 1e-9)) << " img/s" << std::endl;
+      const double rate = double(n0 + Bn) / std::max(secs, 1e-9);
+      *opt.progress << "  " << what << ' ' << opt.label << (opt.label.empty() ? "" : " ") << n0 + Bn << '/' << N
+                    << "  " << int(rate) << " img/s";
+      if (n0 + Bn < N) {
+        const int eta = int(double(N - n0 - Bn) / std::max(rate, 1e-9));
+        *opt.progress << "  ETA " << eta / 60 << 'm' << (eta % 60 < 10 ? "0" : "") << eta % 60 << 's';
+      }
+      *opt.progress << std::endl;
     }
   }
+}
 
+}  // namespace detail
+
+/// N x D normality vectors of `images` (D = features.dims(L, |G|)), in double.
+template <concepts::FloatScoreNetwork Net, concepts::AugmentationGroup Aug>
+Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> sigmas, const Images& images,
+                         const NormalityOptions& opt) {
+  const std::size_t N = images.shape()[0];
+  const std::size_t L = sigmas.size(), G = aug.size();
+  const FeatureSet& f = opt.features;
+  if (!f.any()) throw ValueError("normality: no feature selected");
+  // Group terms needed: all of them for rot/per-element, the identity alone for rec.
+  const std::size_t groups = (f.rot || f.per_element) ? G : (f.rec ? 1 : 0);
+  std::vector<double> elem(N * L * G, 0.0), msma(N * L, 0.0);
+  std::vector<double> norms(std::max<std::size_t>(groups, 1) * std::min(opt.batch, N));  // one batch's norms
+
+  detail::network_passes(
+      net, aug, sigmas, images, opt, f.msma, groups,
+      [&](auto& ctx, std::size_t n0, std::size_t B, std::size_t i, const auto& s) {
+        backend::ops<typename Net::backend_type>::scaled_norms(ctx, s, sigmas[i], std::span<double>(norms).first(B));
+        for (std::size_t b = 0; b < B; ++b) msma[(n0 + b) * L + i] = norms[b];
+      },
+      [&](auto& ctx, std::size_t n0, std::size_t B, std::size_t i, std::size_t, const auto& z, const auto& s) {
+        // || s + (x~ - x)/sigma^2 || = || s + z/sigma ||
+        const std::span<double> r = std::span<double>(norms).first(groups * B);
+        backend::ops<typename Net::backend_type>::residual_norms(ctx, s, z, sigmas[i], groups, r);
+        for (std::size_t g = 0; g < groups; ++g)
+          for (std::size_t b = 0; b < B; ++b) elem[((n0 + b) * L + i) * G + g] += r[g * B + b] / double(opt.draws);
+      },
+      "normality");
+
+  Matrix<double> out = xt::zeros<double>({N, f.dims(L, G)});
   for (std::size_t n = 0; n < N; ++n) {
     std::size_t col = 0;
     auto put = [&](double v) { out(n, col++) = v; };
@@ -198,6 +217,47 @@ Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> 
   }
   if (f.log) log_features(out);
   return out;
+}
+
+/// How the levels of an anomaly map are weighted.
+enum class MapWeighting {
+  none,    ///< sum_i |s + z/sigma_i|^2 as written: the smallest sigma dominates (|z/sigma| ~ 1/sigma)
+  sigma2,  ///< sum_i sigma_i^2 |s + z/sigma_i|^2 = sum_i |sigma_i s + z|^2: every level on the scale of the DSM loss
+};
+
+/// Per-pixel anomaly maps, N x 1 x H x W: the squared score residuals behind the features,
+///   map(p) = sum_i w_i sum_g mean_draws sum_c (s(r_g(x~), i) + z/sigma_i)^2        (the rec/rot/elem terms)
+///          + sum_i sum_c (sigma_i s(x, i))^2                                      (when features has msma)
+/// with w_i = 1 or sigma_i^2 (`weighting`), over the group elements the features use and with
+/// their noise (the same seed, draws and images), so a map shows where an image's normality
+/// vector comes from. The network predicts the un-transformed noise, so every residual is
+/// already in the image's frame: no inverse transform is needed.
+template <concepts::FloatScoreNetwork Net, concepts::AugmentationGroup Aug>
+Images anomaly_maps(const Net& net, const Aug& aug, std::span<const float> sigmas, const Images& images,
+                    const NormalityOptions& opt, MapWeighting weighting = MapWeighting::sigma2) {
+  const std::size_t N = images.shape()[0], H = images.shape()[2], W = images.shape()[3];
+  const std::size_t HW = H * W;
+  const FeatureSet& f = opt.features;
+  if (!f.any()) throw ValueError("anomaly_maps: no feature selected");
+  const std::size_t groups = (f.rot || f.per_element) ? aug.size() : (f.rec ? 1 : 0);
+  Images maps = xt::zeros<float>({N, std::size_t(1), H, W});
+  std::vector<double> acc(N * HW, 0.0);
+
+  detail::network_passes(
+      net, aug, sigmas, images, opt, f.msma, groups,
+      [&](auto& ctx, std::size_t n0, std::size_t B, std::size_t i, const auto& s) {
+        backend::ops<typename Net::backend_type>::clean_map_add(ctx, s, sigmas[i],
+                                                                 std::span<double>(acc).subspan(n0 * HW, B * HW));
+      },
+      [&](auto& ctx, std::size_t n0, std::size_t B, std::size_t i, std::size_t, const auto& z, const auto& s) {
+        const double sg = sigmas[i];
+        const double w = (weighting == MapWeighting::sigma2 ? sg * sg : 1.0) / double(opt.draws);
+        backend::ops<typename Net::backend_type>::residual_map_add(ctx, s, z, sigmas[i], groups, w,
+                                                                    std::span<double>(acc).subspan(n0 * HW, B * HW));
+      },
+      "anomaly map");
+  std::transform(acc.begin(), acc.end(), maps.data(), [](double v) { return float(v); });
+  return maps;
 }
 
 }  // namespace scoreood::score

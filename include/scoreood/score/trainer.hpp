@@ -4,11 +4,17 @@
  *  Budget by steps or wall-clock minutes; progress lines (step, loss,
  *  images/s, ETA); a CSV loss log; periodic checkpoints that hold the network,
  *  the Adam state and the step, so a resumed run continues exactly where it
- *  stopped (batches are counter-based functions of (seed, step)). */
+ *  stopped (batches are counter-based functions of (seed, step)).
+ *
+ *  Divergence: a step whose loss or gradients are not finite throws before the
+ *  update, naming the step and the last checkpoint written; the network keeps
+ *  the weights of the last good step and no checkpoint holds a diverged state. */
 #pragma once
+#include <scoreood/concepts.hpp>
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/serialization.hpp>
 #include <scoreood/core/tensor.hpp>
+#include <scoreood/nn/nets/net_file.hpp>
 #include <scoreood/nn/optim.hpp>
 #include <scoreood/schedule/validate.hpp>
 #include <scoreood/score/dsm.hpp>
@@ -23,6 +29,8 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace scoreood::score {
@@ -50,10 +58,31 @@ struct TrainResult {
   double final_loss = 0;       ///< mean loss over the last logging window
 };
 
-template <class Net, class Aug>
+/// What a trainer state file holds, read without building a network (see Trainer::save).
+struct TrainStateInfo {
+  std::uint64_t step = 0, seed = 0;
+  std::vector<float> sigmas;
+  std::string augmentation, network;
+  nn::detail::NetSizes sizes;
+};
+
+inline TrainStateInfo read_train_state_info(const std::filesystem::path& path) {
+  const auto body = io::load_container(path, "scoreood-train-state");
+  io::ByteReader r(body, path.string());
+  TrainStateInfo t;
+  t.step = r.get<std::uint64_t>();
+  t.seed = r.get<std::uint64_t>();
+  t.sigmas = r.get_vector<float>();
+  t.augmentation = r.get_string(64);
+  std::tie(t.network, t.sizes) = nn::detail::read_net_header_any(r);
+  return t;
+}
+
+template <concepts::FloatScoreNetwork Net, concepts::AugmentationGroup Aug>
 class Trainer {
  public:
   using T = typename Net::value_type;
+  using B = typename Net::backend_type;
   static constexpr std::string_view kind = "scoreood-train-state";
 
   Trainer(Net& net, Aug aug, std::vector<float> sigmas, TrainOptions opt = {})
@@ -71,16 +100,19 @@ class Trainer {
 
   /// One optimisation step on a batch drawn from `data`; returns the loss.
   double train_step(const Images& data) {
-    make_dsm_batch(data, sigmas_, aug_, opt_.batch, DsmStreams::for_step(opt_.seed, step_), batch_);
+    auto& ctx = net_->context();
+    make_dsm_batch<B>(ctx, on_backend(data), sigmas_, aug_, opt_.batch, DsmStreams::for_step(opt_.seed, step_),
+                      batch_);
     net_->parameters().zero_grad();
     const auto& s = net_->forward(batch_.input, batch_.levels);
-    const double loss = dsm_loss(s, batch_.noise, batch_.sigma, grad_);
-    if (!std::isfinite(loss))
-      throw Error("training diverged at step " + std::to_string(step_) + " (loss is " + std::to_string(loss) +
-                  "); lower the learning rate or enable gradient clipping");
+    const double loss = dsm_loss<T, B>(ctx, s, batch_.noise, batch_.sigma, grad_);
+    if (!std::isfinite(loss)) diverged("the loss is " + std::to_string(loss));
     net_->backward(grad_);
-    adam_.step();
-    if (ema_) ema_->update(net_->parameters());
+    // Checked before the update, so the weights stay those of the last good step.
+    if (const double g = nn::grad_norm(ctx, net_->parameters()); !std::isfinite(g))
+      diverged("the gradient norm is " + std::to_string(g) + " at a loss of " + std::to_string(loss));
+    adam_.step(ctx);
+    if (ema_) ema_->update(ctx, net_->parameters());
     ++step_;
     return loss;
   }
@@ -89,6 +121,9 @@ class Trainer {
   TrainResult run(const Images& data) {
     check_data(data);
     if (opt_.steps == 0 && opt_.minutes <= 0) throw ValueError("Trainer: give a step or a minutes budget");
+    if (opt_.steps && opt_.steps <= step_)
+      throw ValueError("Trainer: the run is already at step " + std::to_string(step_) + " and the budget is " +
+                       std::to_string(opt_.steps) + " steps in all (resumed steps count): ask for more");
     if (opt_.ema > 0 && !ema_) ema_.emplace(net_->parameters(), opt_.ema);
     std::ofstream log;
     if (!opt_.loss_log.empty()) {
@@ -117,13 +152,13 @@ class Trainer {
         window = 0;
         in_window = 0;
       }
-      if (opt_.checkpoint_every && !opt_.checkpoint.empty() && step_ % opt_.checkpoint_every == 0) save(opt_.checkpoint);
+      if (opt_.checkpoint_every && !opt_.checkpoint.empty() && step_ % opt_.checkpoint_every == 0) checkpoint();
     }
     if (in_window) last_window = window / double(in_window);
     // The state keeps the raw weights (what Adam's moments belong to) so a
     // resume is exact; only then does the network take the averaged weights.
-    if (!opt_.checkpoint.empty()) save(opt_.checkpoint);
-    if (ema_) ema_->copy_to(net_->parameters());
+    if (!opt_.checkpoint.empty()) checkpoint();
+    if (ema_) ema_->copy_to(net_->context(), net_->parameters());
     TrainResult r;
     r.steps = step_ - start;
     r.total_steps = step_;
@@ -147,15 +182,17 @@ class Trainer {
     io::save_container(path, kind, w);
   }
 
-  /// Restores what save() wrote; the next run() continues from the saved step.
-  /// Every stored size and value is checked; on error the trainer and its
-  /// network are unchanged (the file is first read into scratch copies).
+  /// Restores what save() wrote; the next run() continues from the saved step. The state must
+  /// hold this trainer's network architecture, seed, schedule and augmentation (read_train_state_info
+  /// tells a program what a state holds before it builds the network). Every stored size and value
+  /// is checked; on error the trainer and its network are unchanged (the file is first read into
+  /// scratch copies).
   void load(const std::filesystem::path& path) {
     const auto body = io::load_container(path, kind);
     {
       Net net(net_->config());
-      nn::Adam<T> adam(net.parameters(), make_adam_options(opt_));
-      std::optional<nn::Ema<T>> ema;
+      nn::Adam<T, B> adam(net.parameters(), make_adam_options(opt_));
+      std::optional<nn::Ema<T, B>> ema;
       io::ByteReader r(body, path.string());
       read_state(r, net, adam, ema);
     }
@@ -165,7 +202,7 @@ class Trainer {
 
  private:
   /// Parses a state body into `net`, `adam` and `ema`; returns the step.
-  std::size_t read_state(io::ByteReader& r, Net& net, nn::Adam<T>& adam, std::optional<nn::Ema<T>>& ema) const {
+  std::size_t read_state(io::ByteReader& r, Net& net, nn::Adam<T, B>& adam, std::optional<nn::Ema<T, B>>& ema) const {
     const auto step = r.get<std::uint64_t>();
     const auto seed = r.get<std::uint64_t>();
     if (seed != opt_.seed) r.fail("was trained with seed " + std::to_string(seed) + ", this run uses " + std::to_string(opt_.seed));
@@ -174,11 +211,18 @@ class Trainer {
     if (sig != sigmas_) r.fail("was trained with another noise schedule");
     const auto aug = r.get_string(64, "augmentation");
     if (aug != Aug::name) r.fail("was trained with augmentation '" + aug + "', this run uses '" + std::string(Aug::name) + "'");
+    {
+      io::ByteReader ahead = r;  // the network's header, before load() would rebuild the network to match it
+      const nn::detail::NetSizes saved = nn::detail::read_net_header(ahead, Net::name), own = net.sizes();
+      if (!(saved == own))
+        r.fail("holds a " + std::string(Net::name) + " of " + saved.str() + ", this run's network is " + own.str() +
+               " (resume with the state's architecture)");
+    }
     net.load(r);  // checks the network's sizes against the file before building it
     if (net.config().num_levels != sigmas_.size())
       r.fail("holds a network conditioned on " + std::to_string(net.config().num_levels) + " noise levels, but " +
              std::to_string(sigmas_.size()) + " sigmas");
-    adam = nn::Adam<T>(net.parameters(), make_adam_options(opt_));
+    adam = nn::Adam<T, B>(net.parameters(), make_adam_options(opt_));
     adam.load(r);
     if (r.get<std::uint8_t>()) {
       ema.emplace(net.parameters(), opt_.ema > 0 ? opt_.ema : 0.999);
@@ -193,6 +237,35 @@ class Trainer {
     a.lr = o.lr;
     a.max_grad_norm = o.max_grad_norm;
     return a;
+  }
+
+  /// Saves the state to opt_.checkpoint and remembers the step (for the divergence message).
+  void checkpoint() {
+    save(opt_.checkpoint);
+    checkpoint_step_ = step_;
+  }
+
+  [[noreturn]] void diverged(const std::string& what) const {
+    std::string kept = "no checkpoint was written";
+    if (checkpoint_step_) kept = "the last checkpoint, " + opt_.checkpoint.string() + " at step " +
+                                 std::to_string(*checkpoint_step_) + ", is intact";
+    throw Error("training diverged at step " + std::to_string(step_ + 1) + ": " + what + "; " + kept +
+                "; lower the learning rate or enable gradient clipping");
+  }
+
+  /// The training set in the backend's memory: the images themselves on the CPU; elsewhere
+  /// uploaded once per set (the set must not change between steps of a run).
+  const backend::tensor_t<B, float>& on_backend(const Images& data) {
+    if constexpr (std::is_same_v<B, backend::cpu>) {
+      return data;
+    } else {
+      if (uploaded_ != data.data() || uploaded_shape_ != shape_of(data)) {
+        backend::ops<B>::to_backend(net_->context(), data, data_on_backend_);
+        uploaded_ = data.data();
+        uploaded_shape_ = shape_of(data);
+      }
+      return data_on_backend_;
+    }
   }
 
   void check_data(const Images& data) const {
@@ -221,11 +294,15 @@ class Trainer {
   Aug aug_;
   std::vector<float> sigmas_;
   TrainOptions opt_;
-  nn::Adam<T> adam_;
-  std::optional<nn::Ema<T>> ema_;
+  nn::Adam<T, B> adam_;
+  std::optional<nn::Ema<T, B>> ema_;
   std::size_t step_ = 0;
-  DsmBatch batch_;
-  Tensor4<T> grad_;
+  std::optional<std::size_t> checkpoint_step_;  ///< step of the last checkpoint this trainer wrote
+  DsmBatchOn<B> batch_;
+  backend::tensor_t<B, T> grad_;
+  backend::tensor_t<B, float> data_on_backend_;  // unused on the CPU
+  const float* uploaded_ = nullptr;
+  Shape4 uploaded_shape_{};
 };
 
 }  // namespace scoreood::score

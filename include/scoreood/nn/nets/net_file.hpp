@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <string_view>
 
 namespace scoreood::nn::detail {
@@ -43,6 +44,13 @@ inline void expect_parameters_fit(io::ByteReader& r, std::string_view what, std:
 /// The sizes a network file records; `width` is SmallUNet's width or NCSN's ngf.
 struct NetSizes {
   std::uint64_t channels = 0, image_size = 0, width = 0, num_levels = 0;
+
+  bool operator==(const NetSizes&) const = default;
+  /// "channels 1, image size 28, width 32, levels 10" (width: SmallUNet's width or NCSN's ngf).
+  std::string str() const {
+    return "channels " + std::to_string(channels) + ", image size " + std::to_string(image_size) + ", width " +
+           std::to_string(width) + ", levels " + std::to_string(num_levels);
+  }
 };
 
 inline void write_net_header(io::ByteWriter& w, std::string_view name, const NetSizes& s) {
@@ -53,15 +61,21 @@ inline void write_net_header(io::ByteWriter& w, std::string_view name, const Net
   w.put<std::uint64_t>(s.num_levels);
 }
 
-/// Reads what write_net_header() wrote; a file of another network fails naming both.
-inline NetSizes read_net_header(io::ByteReader& r, std::string_view name) {
-  const std::string n = r.get_string(64);
-  if (n != name) r.fail("holds a '" + n + "' network, expected '" + std::string(name) + "'");
+/// Reads what write_net_header() wrote, whichever network it names.
+inline std::pair<std::string, NetSizes> read_net_header_any(io::ByteReader& r) {
+  std::string n = r.get_string(64);
   NetSizes s;
   s.channels = r.get<std::uint64_t>();
   s.image_size = r.get<std::uint64_t>();
   s.width = r.get<std::uint64_t>();
   s.num_levels = r.get<std::uint64_t>();
+  return {std::move(n), s};
+}
+
+/// Reads what write_net_header() wrote; a file of another network fails naming both.
+inline NetSizes read_net_header(io::ByteReader& r, std::string_view name) {
+  auto [n, s] = read_net_header_any(r);
+  if (n != name) r.fail("holds a '" + n + "' network, expected '" + std::string(name) + "'");
   return s;
 }
 
