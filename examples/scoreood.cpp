@@ -14,6 +14,7 @@
 // to its own struct of settings, whose initial values are the defaults.
 #include <scoreood/scoreood.hpp>
 
+#include "cli/json.hpp"
 #include "cli/output_path.hpp"
 #include "cli/parse.hpp"
 
@@ -142,7 +143,7 @@ int run_metrics(const CLI::App& c, const MetricsArgs& a) {
   if (s_out.empty()) fail(c, a.out + ": no scores");
   const auto r = so::metrics::evaluate(s_in, s_out);
   if (a.json) {
-    std::cout << so::metrics::to_json(r) << '\n';
+    std::cout << cli::dump_line(cli::to_json(r)) << '\n';
   } else {
     std::cout << "auroc               " << num(r.auroc) << '\n'
               << "aupr_in             " << num(r.aupr_in) << '\n'
@@ -338,9 +339,11 @@ int run_train(const CLI::App& c, const TrainArgs& a) {
       det.save(out);
     });
   });
-  std::cout << "{\"steps\": " << res.total_steps << ", \"seconds\": " << num(res.seconds)
-            << ", \"images_per_second\": " << num(res.images_per_second) << ", \"final_loss\": " << num(res.final_loss)
-            << "}" << std::endl;
+  const cli::Json summary{{"steps", res.total_steps},
+                          {"seconds", res.seconds},
+                          {"images_per_second", res.images_per_second},
+                          {"final_loss", res.final_loss}};
+  std::cout << cli::dump_line(summary) << std::endl;
   return 0;
 }
 
@@ -525,6 +528,13 @@ int run_eval(const CLI::App& c, const EvalArgs& a) {
         so::augment::transform_names.end())
       fail(c, "--transforms: unknown transform '" + t + "' (valid: rot90, rot180, rot270, patch_shuffle, hflip)");
   if (oods.empty() && transforms.empty()) fail(c, "give at least one --ood NAME=PATH or --transforms LIST");
+  {  // set names key the table and the JSON: one must not hide another
+    std::vector<std::string> names(transforms);
+    for (const auto& o : oods) names.push_back(o.first);
+    std::sort(names.begin(), names.end());
+    if (const auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end())
+      fail(c, "two sets are named '" + *dup + "' (each --ood NAME and transform names one row)");
+  }
   const so::DetectorInfo h = so::read_detector_info(model);
   auto load_limited = [&](const std::string& spec, const char* what) {
     auto d = load_data(spec, what);
@@ -555,10 +565,7 @@ int run_eval(const CLI::App& c, const EvalArgs& a) {
                                                  : "in-distribution: " + in_spec + " (" + std::to_string(in.size()) +
                                                        " images); OOD is positive";
   std::cout << so::metrics::format_table(rows, title);
-  if (json) {
-    const std::string text = so::metrics::rows_to_json(rows) + '\n';
-    so::io::write_file_atomic(a.json, text);
-  }
+  if (json) so::io::write_file_atomic(a.json, cli::dump_file(cli::rows_to_json(rows)));
   return 0;
 }
 

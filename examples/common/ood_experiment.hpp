@@ -12,6 +12,7 @@
 #include <scoreood/augment/ood_transforms.hpp>
 #include <scoreood/augment/rot4.hpp>
 #include <scoreood/core/error.hpp>
+#include <scoreood/core/serialization.hpp>
 #include <scoreood/core/tensor.hpp>
 #include <scoreood/data/find.hpp>
 #include <scoreood/data/load.hpp>
@@ -24,6 +25,7 @@
 #include <scoreood/schedule/geometric.hpp>
 #include <scoreood/score/normality.hpp>
 
+#include "../cli/json.hpp"
 #include "../cli/parse.hpp"
 
 #include <algorithm>
@@ -441,16 +443,18 @@ inline int run_experiment(int argc, char** argv, ExperimentSetup setup) {
 
   // ---- results.json
   {
-    std::ofstream js(a.out / "results.json");
-    if (!js) throw Error("cannot write " + (a.out / "results.json").string());
-    js << "{\"in_distribution\": " << metrics::detail::json_string(setup.title)
-       << ", \"train\": " << metrics::detail::json_string(setup.train_spec)
-       << ", \"test\": " << metrics::detail::json_string(setup.test_spec) << ", \"n_fit\": " << fit.shape()[0]
-       << ", \"width\": " << a.width << ", \"steps\": " << a.steps << ", \"minutes\": " << a.minutes
-       << ", \"seed\": " << a.seed << ", \"methods\": {";
-    for (std::size_t m = 0; m < methods.size(); ++m)
-      js << (m ? ", " : "") << metrics::detail::json_string(methods[m].name) << ": " << metrics::rows_to_json(rows[m]);
-    js << "}}\n";
+    cli::Json methods_json = cli::Json::object();
+    for (std::size_t m = 0; m < methods.size(); ++m) methods_json[methods[m].name] = cli::rows_to_json(rows[m]);
+    const cli::Json results{{"in_distribution", setup.title},
+                            {"train", setup.train_spec},
+                            {"test", setup.test_spec},
+                            {"n_fit", fit.shape()[0]},
+                            {"width", a.width},
+                            {"steps", a.steps},
+                            {"minutes", a.minutes},
+                            {"seed", a.seed},
+                            {"methods", std::move(methods_json)}};
+    io::write_file_atomic(a.out / "results.json", cli::dump_file(results));
   }
 
   // ---- Figure 3: the 9 training images (of the fit set) with the highest OOD score, per model
