@@ -124,16 +124,15 @@ inline const CLI::App& owner_of(const CLI::App& at, const std::string& msg) {
     if (a->get_option_no_throw(flag)) return *a;
   return at;
 }
-inline bool ends_with(std::string_view s, std::string_view t) { return s.size() >= t.size() && s.substr(s.size() - t.size()) == t; }
 
 /// CLI11's message, reworded where it does not say plainly what is wrong.
 inline std::string message_of(const CLI::Error& e, const CLI::App& at) {
   std::string m = e.what();
   const std::string see = " (see " + full_name(at) + " --help)";
-  if (dynamic_cast<const CLI::RequiredError*>(&e) && ends_with(m, " is required"))
+  if (dynamic_cast<const CLI::RequiredError*>(&e) && m.ends_with(" is required"))
     return "missing " + m.substr(0, m.size() - 12) + see;  // "--in is required"
   if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
-    if (const auto colon = m.find(": "); m.starts_with("-") && colon != std::string::npos && ends_with(m, " missing"))
+    if (const auto colon = m.find(": "); m.starts_with("-") && colon != std::string::npos && m.ends_with(" missing"))
       return m.substr(0, colon) + " needs a value";  // "--steps: 1 required TEXT missing"
     if (const auto at_ = m.find(" was given a disallowed flag override"); at_ != std::string::npos) {
       const std::string name = m.substr(0, at_);
