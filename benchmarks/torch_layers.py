@@ -5,7 +5,7 @@
 
 Times forward (no grad) and backward (data + filter, i.e. the grad of a
 conv2d w.r.t. its input and weight) per shape. With --bench it also runs
-scoreood's bench_layers on the same shapes in the same session and prints
+scoreood's bench_layers on the same shapes in the same run and prints
 the speed-up (torch time / scoreood time; > 1 means scoreood is faster).
 The machine is shared: compare ratios from one run, not absolute times.
 On a loaded machine use --threads 1 --cpu: both sides are then timed in

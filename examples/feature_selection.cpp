@@ -12,6 +12,9 @@
  *    /usr/bin/python3 scripts/select_features.py OUTDIR [--draws K] */
 #include <scoreood/scoreood.hpp>
 
+#include "cli/parse.hpp"
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -45,22 +48,28 @@ void write_npy(const std::filesystem::path& path, const so::Matrix<double>& m) {
 }
 }  // namespace
 
+const char* kUsage =
+    "usage: feature_selection MODEL.sood OUTDIR [--draws K] [--test] [--data ROOT]\n"
+    "  MODEL.sood   a saved RotNCSN detector (SmallUNet, rot4, gmm)\n"
+    "  OUTDIR       where the .npy files go (created)\n"
+    "  --draws K    noise draws of the per-element vector, one file each (default 1)\n"
+    "  --test       also the evaluation sets (test images 0-999, MNIST, CIFAR-10 gray, transforms)\n"
+    "  --data ROOT  data folder searched first\n";
+
 int main(int argc, char** argv) try {
-  if (argc < 3) {
-    std::cerr << "usage: feature_selection MODEL.sood OUTDIR [--draws K] [--test] [--data ROOT]\n";
-    return 2;
-  }
-  const std::filesystem::path model = argv[1], out = argv[2];
+  CLI::App app{"normality vectors for feature selection", "feature_selection"};
+  so::cli::configure(app, kUsage);
+  std::string model_arg, out_arg, data_root;
   std::size_t draws = 1;
   bool test = false;
-  for (int i = 3; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--draws" && i + 1 < argc) draws = std::stoul(argv[++i]);
-    else if (a == "--test") test = true;
-    else if (a == "--data" && i + 1 < argc) setenv("SCOREOOD_DATA", argv[++i], 1);
-    else throw so::ValueError("unknown argument '" + a + "'");
-  }
-  if (draws == 0) throw so::ValueError("--draws must be positive");
+  app.add_option("MODEL", model_arg)->required();
+  app.add_option("OUTDIR", out_arg)->required();
+  so::cli::add_count(app, "--draws", draws, /*positive=*/true);
+  so::cli::add_switch(app, "--test", test);
+  app.add_option("--data", data_root);
+  if (!so::cli::parse(app, argc, argv)) return 0;
+  if (app.count("--data")) setenv("SCOREOOD_DATA", data_root.c_str(), 1);
+  const std::filesystem::path model = model_arg, out = out_arg;
   std::filesystem::create_directories(out);
   RotNcsn det;
   det.load(model);

@@ -1,7 +1,9 @@
 // The README's usage snippet, compiled: train RotNCSN on Fashion-MNIST, score
 // Fashion-MNIST test images against MNIST, print the AUROC, save the detector.
-// Usage: quickstart [steps=300] [images=500]
+// Usage: quickstart [STEPS=300] [IMAGES=500]
 #include <scoreood/scoreood.hpp>
+
+#include "cli/parse.hpp"
 
 #include <cstdlib>
 #include <iostream>
@@ -9,7 +11,14 @@
 namespace so = scoreood;
 
 int main(int argc, char** argv) try {
-  const std::size_t steps = argc > 1 ? std::stoul(argv[1]) : 300, n = argc > 2 ? std::stoul(argv[2]) : 500;
+  std::size_t steps = 300, n = 500;
+  CLI::App app{"the README snippet", "quickstart"};
+  so::cli::configure(app, "usage: quickstart [STEPS] [IMAGES]\n"
+                          "  STEPS   training steps (default 300)\n"
+                          "  IMAGES  Fashion-MNIST test and MNIST images scored (default 500)\n");
+  so::cli::add_count(app, "STEPS", steps, /*positive=*/true);
+  so::cli::add_count(app, "IMAGES", n, /*positive=*/true);
+  if (!so::cli::parse(app, argc, argv)) return 0;
   // --- README snippet begins
   using Detector = so::ScoreOOD<so::nn::SmallUNet<so::backend::cpu>, so::augment::Rot4, so::density::Gmm>;
   Detector det{so::schedule::Geometric{1.0f, 0.01f, 10}};

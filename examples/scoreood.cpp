@@ -3,17 +3,23 @@
 //
 // The detector's policies are template parameters; this program picks the
 // instantiation at run time from flags (train) or from the names recorded in
-// the model file (fit/score/eval). Supported: net small-unet (and ncsn when
-// <scoreood/nn/nets/ncsn_refinenet.hpp> is present) x aug identity|rot4|dihedral8
-// x density gmm|gaussian|knn. PatchPermutations is left out: it needs constructor
-// arguments that the file does not record, and each extra policy multiplies
-// the instantiations (compile time).
+// the model file (fit/score/eval, read with scoreood::read_detector_info).
+// Supported: net small-unet (and ncsn when <scoreood/nn/nets/ncsn_refinenet.hpp>
+// is present) x aug identity|rot4|dihedral8 x density gmm|gaussian|knn.
+// PatchPermutations is left out: it needs constructor arguments that the file
+// does not record, and each extra policy multiplies the instantiations
+// (compile time).
+//
+// Flags are parsed by CLI11 (cli/parse.hpp); each subcommand's flags are bound
+// to its own struct of settings, whose initial values are the defaults.
 #include <scoreood/scoreood.hpp>
 
-#include "cli/args.hpp"
+#include "cli/json.hpp"
 #include "cli/output_path.hpp"
+#include "cli/parse.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -32,7 +38,7 @@
 #endif
 
 namespace so = scoreood;
-using so::cli::Args;
+namespace cli = scoreood::cli;
 
 namespace {
 
@@ -67,37 +73,11 @@ void with_density(std::string_view name, F&& f) {
   throw so::ValueError("unknown density '" + std::string(name) + "' (valid: gmm, gaussian, knn)");
 }
 
-/// What a detector file records before the network (see ScoreOOD::save).
-struct ModelHeader {
-  std::string net, aug, density, features;
-  std::vector<float> sigmas;
-  std::uint64_t draws = 1, seed = 0;
-};
-
-/// Reads the header of a detector file; `reader` is left positioned at the network.
-ModelHeader read_header(so::io::ByteReader& r) {
-  ModelHeader h;
-  h.net = r.get_string(64);
-  h.aug = r.get_string(64);
-  h.density = r.get_string(64);
-  h.sigmas = r.get_vector<float>("noise levels");
-  if (const auto problem = so::schedule::sigma_problem(h.sigmas); !problem.empty()) r.fail(problem);
-  h.features = r.get_string(64);
-  h.draws = r.get<std::uint64_t>();
-  h.seed = r.get<std::uint64_t>();
-  return h;
-}
-ModelHeader peek_model(const std::string& path) {
-  const auto body = so::io::load_container(path, "scoreood-detector");
-  so::io::ByteReader r(body, path);
-  return read_header(r);
-}
-
-/// Calls f(tag<Detector>) for the detector type recorded in a model file.
+/// Calls f(tag<Detector>) for the detector type a model file records.
 template <class F>
-void with_detector_of(const ModelHeader& h, F&& f) {
-  with_net(h.net, [&](auto n) {
-    with_aug(h.aug, [&](auto a) {
+void with_detector_of(const so::DetectorInfo& h, F&& f) {
+  with_net(h.network, [&](auto n) {
+    with_aug(h.augmentation, [&](auto a) {
       with_density(h.density, [&](auto d) {
         f(tag<so::ScoreOOD<typename decltype(n)::type, typename decltype(a)::type, typename decltype(d)::type>>{});
       });
@@ -112,10 +92,9 @@ std::string num(double v) {
   return std::string(buf, res.ptr);
 }
 
-
-bool wants_help(const std::vector<std::string>& a) {
-  return std::find(a.begin(), a.end(), "--help") != a.end() || std::find(a.begin(), a.end(), "-h") != a.end();
-}
+/// A problem with a subcommand's flags: "train: --batch must be positive".
+[[noreturn]] void fail(const CLI::App& cmd, const std::string& msg) { throw so::ValueError(cmd.get_name() + ": " + msg); }
+bool given(const CLI::App& cmd, const std::string& flag) { return cmd.count(flag) > 0; }
 
 /// Loads a dataset spec through data::load, with a clear message for an empty set.
 so::data::Dataset load_data(const std::string& spec, const char* what) {
@@ -143,15 +122,28 @@ const char* kMetricsHelp =
     "  Prints AUROC, AUPR-in, AUPR-out, FPR@95%TPR, TNR@95%TPR, detection accuracy\n"
     "  (OOD is the positive class), or one JSON object with --json.\n";
 
-int cmd_metrics(const std::vector<std::string>& argv) {
-  Args a("metrics", argv, {"in", "out"}, {"json"});
-  const auto s_in = so::metrics::read_scores(a.required("in"));
-  const auto s_out = so::metrics::read_scores(a.required("out"));
-  if (s_in.empty()) a.fail(a.required("in") + ": no scores");
-  if (s_out.empty()) a.fail(a.required("out") + ": no scores");
+struct MetricsArgs {
+  std::string in, out;
+  bool json = false;
+};
+
+CLI::App* declare_metrics(CLI::App& root, MetricsArgs& a) {
+  CLI::App* c = root.add_subcommand("metrics", "metrics of two score files");
+  cli::configure(*c, kMetricsHelp);
+  c->add_option("--in", a.in)->required();
+  c->add_option("--out", a.out)->required();
+  cli::add_switch(*c, "--json", a.json);
+  return c;
+}
+
+int run_metrics(const CLI::App& c, const MetricsArgs& a) {
+  const auto s_in = so::metrics::read_scores(a.in);
+  const auto s_out = so::metrics::read_scores(a.out);
+  if (s_in.empty()) fail(c, a.in + ": no scores");
+  if (s_out.empty()) fail(c, a.out + ": no scores");
   const auto r = so::metrics::evaluate(s_in, s_out);
-  if (a.has("json")) {
-    std::cout << so::metrics::to_json(r) << '\n';
+  if (a.json) {
+    std::cout << cli::dump_line(cli::to_json(r)) << '\n';
   } else {
     std::cout << "auroc               " << num(r.auroc) << '\n'
               << "aupr_in             " << num(r.aupr_in) << '\n'
@@ -170,10 +162,20 @@ const char* kInspectHelp =
     "usage: scoreood inspect PATH[:gray28][:first=N]\n"
     "  Prints the format, image count, shape, pixel range and mean, and the label histogram.\n";
 
-int cmd_inspect(const std::vector<std::string>& argv) {
-  Args a("inspect", argv, {}, {}, 1);
-  if (a.positional().empty()) a.fail("missing the dataset PATH (see scoreood inspect --help)");
-  const std::string spec = a.positional()[0];
+struct InspectArgs {
+  std::string spec;
+};
+
+CLI::App* declare_inspect(CLI::App& root, InspectArgs& a) {
+  CLI::App* c = root.add_subcommand("inspect", "describe a dataset file");
+  cli::configure(*c, kInspectHelp);
+  c->add_option("PATH", a.spec);  // positional
+  return c;
+}
+
+int run_inspect(const CLI::App& c, const InspectArgs& a) {
+  if (!given(c, "PATH")) fail(c, "missing the dataset PATH (see scoreood inspect --help)");
+  const std::string& spec = a.spec;
   const auto d = so::data::load(spec);
   const auto path = so::data::find_data(so::data::parse_load_spec(spec).path);
   const auto s = d.images.shape();
@@ -199,7 +201,7 @@ int cmd_inspect(const std::vector<std::string>& argv) {
     std::map<int, std::size_t> hist;
     for (int l : d.labels) ++hist[l];
     std::cout << "labels      " << d.labels.size() << " in " << hist.size() << " classes\n";
-    for (auto [l, c] : hist) std::cout << "  " << l << "  " << c << '\n';
+    for (auto [l, k] : hist) std::cout << "  " << l << "  " << k << '\n';
   }
   return 0;
 }
@@ -220,72 +222,105 @@ const char* kTrainHelp =
     "  --log-every N           progress line every N steps (default 50)\n"
     "  Saves the detector (density not fitted yet: run `scoreood fit`) and ends with one JSON line.\n";
 
-int cmd_train(const std::vector<std::string>& argv) {
-  Args a("train", argv,
-         {"data", "net", "width", "ngf", "aug", "steps", "minutes", "batch", "lr", "seed", "out", "checkpoint-every",
-          "checkpoint", "resume", "log", "log-every", "ema", "clip", "sigma-max", "sigma-min", "levels"});
-  const std::string data_spec = a.required("data"), out = a.required("out");
-  so::cli::check_writable(out, "--out");
+struct TrainArgs {
+  std::string data, out, net = "small-unet", aug = "rot4", checkpoint, resume, log;
+  std::size_t width = 32, ngf = 64, steps = 0, batch = 128, log_every = 50, checkpoint_every = 0, levels = 10;
+  std::uint64_t seed = 0;
+  double minutes = 0, lr = 1e-3, ema = 0, clip = 0, sigma_max = 1.0, sigma_min = 0.01;
+};
+
+CLI::App* declare_train(CLI::App& root, TrainArgs& a) {
+  CLI::App* c = root.add_subcommand("train", "train a score network (RotNCSN / NCSN) on images");
+  cli::configure(*c, kTrainHelp);
+  c->add_option("--data", a.data)->required();
+  c->add_option("--out", a.out)->required();
+  c->add_option("--net", a.net);
+  cli::add_count(*c, "--width", a.width);
+  cli::add_count(*c, "--ngf", a.ngf);
+  c->add_option("--aug", a.aug);
+  cli::add_count(*c, "--steps", a.steps);
+  cli::add_real(*c, "--minutes", a.minutes);
+  cli::add_count(*c, "--batch", a.batch);
+  cli::add_real(*c, "--lr", a.lr);
+  cli::add_count(*c, "--seed", a.seed);
+  cli::add_real(*c, "--ema", a.ema);
+  cli::add_real(*c, "--clip", a.clip);
+  cli::add_real(*c, "--sigma-max", a.sigma_max);
+  cli::add_real(*c, "--sigma-min", a.sigma_min);
+  cli::add_count(*c, "--levels", a.levels);
+  cli::add_count(*c, "--checkpoint-every", a.checkpoint_every);
+  c->add_option("--checkpoint", a.checkpoint);
+  c->add_option("--resume", a.resume);
+  c->add_option("--log", a.log);
+  cli::add_count(*c, "--log-every", a.log_every);
+  return c;
+}
+
+int run_train(const CLI::App& c, const TrainArgs& a) {
+  const std::string& data_spec = a.data;
+  const std::string& out = a.out;
+  cli::check_writable(out, "--out");
   so::score::TrainOptions opt;
-  opt.steps = a.count("steps", 0);
-  opt.minutes = a.real("minutes", 0);
-  if (opt.steps == 0 && opt.minutes <= 0) a.fail("give --steps N or --minutes M");
-  opt.batch = a.count("batch", 128);
-  if (opt.batch == 0) a.fail("--batch must be positive");
-  opt.lr = a.real("lr", 1e-3);
-  if (!(opt.lr > 0)) a.fail("--lr must be positive");
-  opt.seed = a.count("seed", 0);
-  opt.ema = a.real("ema", 0);
-  opt.max_grad_norm = a.real("clip", 0);
-  opt.log_every = a.count("log-every", 50);
-  opt.checkpoint_every = a.count("checkpoint-every", 0);
-  if (opt.checkpoint_every || a.has("checkpoint")) {
-    opt.checkpoint = a.str("checkpoint", out + ".state");
-    so::cli::check_writable(opt.checkpoint.string(), "--checkpoint");
+  opt.steps = a.steps;
+  opt.minutes = a.minutes;
+  if (opt.steps == 0 && opt.minutes <= 0) fail(c, "give --steps N or --minutes M");
+  opt.batch = a.batch;
+  if (opt.batch == 0) fail(c, "--batch must be positive");
+  opt.lr = a.lr;
+  if (!(opt.lr > 0)) fail(c, "--lr must be positive");
+  opt.seed = a.seed;
+  opt.ema = a.ema;
+  opt.max_grad_norm = a.clip;
+  opt.log_every = a.log_every;
+  opt.checkpoint_every = a.checkpoint_every;
+  if (opt.checkpoint_every || given(c, "--checkpoint")) {
+    opt.checkpoint = given(c, "--checkpoint") ? a.checkpoint : out + ".state";
+    cli::check_writable(opt.checkpoint.string(), "--checkpoint");
   }
-  if (auto l = a.get("log")) {
-    so::cli::check_writable(*l, "--log");
-    opt.loss_log = *l;
+  if (given(c, "--log")) {
+    cli::check_writable(a.log, "--log");
+    opt.loss_log = a.log;
   }
   opt.progress = &std::cout;
-  const std::string resume = a.str("resume", "");
-  if (!resume.empty() && !std::filesystem::exists(resume)) a.fail("--resume: " + resume + ": no such file");
-  so::schedule::Geometric sched{static_cast<float>(a.real("sigma-max", 1.0)),
-                                static_cast<float>(a.real("sigma-min", 0.01)), a.count("levels", 10)};
-  if (!(sched.sigma_max > sched.sigma_min && sched.sigma_min > 0)) a.fail("need --sigma-max > --sigma-min > 0");
-  if (sched.levels == 0) a.fail("--levels must be positive");
+  const std::string& resume = a.resume;
+  if (!resume.empty() && !std::filesystem::exists(resume)) fail(c, "--resume: " + resume + ": no such file");
+  so::schedule::Geometric sched{static_cast<float>(a.sigma_max), static_cast<float>(a.sigma_min), a.levels};
+  if (!(sched.sigma_max > sched.sigma_min && sched.sigma_min > 0)) fail(c, "need --sigma-max > --sigma-min > 0");
+  if (sched.levels == 0) fail(c, "--levels must be positive");
   std::vector<float> sigmas = sched.sigmas();
-  std::string net_name = a.str("net", "small-unet"), aug_name = a.str("aug", "rot4");
-  std::size_t width = a.count("width", 32), ngf = a.count("ngf", 64);
+  std::string net_name = a.net, aug_name = a.aug;
+  std::size_t width = a.width, ngf = a.ngf;
   if (!resume.empty()) {
     // The state fixes the architecture, seed, schedule and group: a flag may repeat them, not change them.
     const auto st = so::score::read_train_state_info(resume);
-    auto same = [&](const char* flag, bool given, bool equal, const std::string& held) {
-      if (given && !equal) a.fail("--" + std::string(flag) + " differs from the resumed state " + resume + ", which holds " + held);
+    auto same = [&](const char* flag, bool is_given, bool equal, const std::string& held) {
+      if (is_given && !equal)
+        fail(c, "--" + std::string(flag) + " differs from the resumed state " + resume + ", which holds " + held);
     };
-    same("net", a.has("net"), net_name == st.network, "a " + st.network + " network");
-    same("aug", a.has("aug"), aug_name == st.augmentation, "augmentation " + st.augmentation);
-    same("width", a.has("width"), width == st.sizes.width, "a " + st.network + " of " + st.sizes.str());
-    same("ngf", a.has("ngf"), ngf == st.sizes.width, "a " + st.network + " of " + st.sizes.str());
-    same("seed", a.has("seed"), opt.seed == st.seed, "seed " + std::to_string(st.seed));
-    const bool sched_given = a.has("sigma-max") || a.has("sigma-min") || a.has("levels");
+    same("net", given(c, "--net"), net_name == st.network, "a " + st.network + " network");
+    same("aug", given(c, "--aug"), aug_name == st.augmentation, "augmentation " + st.augmentation);
+    same("width", given(c, "--width"), width == st.sizes.width, "a " + st.network + " of " + st.sizes.str());
+    same("ngf", given(c, "--ngf"), ngf == st.sizes.width, "a " + st.network + " of " + st.sizes.str());
+    same("seed", given(c, "--seed"), opt.seed == st.seed, "seed " + std::to_string(st.seed));
+    const bool sched_given = given(c, "--sigma-max") || given(c, "--sigma-min") || given(c, "--levels");
     same("sigma-max/--sigma-min/--levels", sched_given, sigmas == st.sigmas,
          "another noise schedule (" + std::to_string(st.sigmas.size()) + " levels)");
     if (opt.steps && opt.steps <= st.step)
-      a.fail("--steps " + std::to_string(opt.steps) + ": the resumed state " + resume + " is already at step " +
-             std::to_string(st.step) + " (--steps counts every step, the resumed ones too)");
+      fail(c, "--steps " + std::to_string(opt.steps) + ": the resumed state " + resume + " is already at step " +
+                  std::to_string(st.step) + " (--steps counts every step, the resumed ones too)");
     net_name = st.network;
     aug_name = st.augmentation;
     width = ngf = st.sizes.width;
     opt.seed = st.seed;
     sigmas = st.sigmas;
   }
-  if (net_name == "small-unet" && a.has("ngf")) a.fail("--ngf is for --net ncsn (small-unet takes --width)");
-  if (net_name == "ncsn" && a.has("width")) a.fail("--width is for --net small-unet (ncsn takes --ngf)");
+  if (net_name == "small-unet" && given(c, "--ngf")) fail(c, "--ngf is for --net ncsn (small-unet takes --width)");
+  if (net_name == "ncsn" && given(c, "--width")) fail(c, "--width is for --net small-unet (ncsn takes --ngf)");
 
   const auto data = load_data(data_spec, "--data");
   const auto s = data.images.shape();
-  if (s[2] != s[3]) a.fail(data_spec + ": images are " + std::to_string(s[2]) + "x" + std::to_string(s[3]) + ", need square images");
+  if (s[2] != s[3])
+    fail(c, data_spec + ": images are " + std::to_string(s[2]) + "x" + std::to_string(s[3]) + ", need square images");
 
   so::score::TrainResult res;
   with_net(net_name, [&](auto n) {
@@ -304,9 +339,11 @@ int cmd_train(const std::vector<std::string>& argv) {
       det.save(out);
     });
   });
-  std::cout << "{\"steps\": " << res.total_steps << ", \"seconds\": " << num(res.seconds)
-            << ", \"images_per_second\": " << num(res.images_per_second) << ", \"final_loss\": " << num(res.final_loss)
-            << "}" << std::endl;
+  const cli::Json summary{{"steps", res.total_steps},
+                          {"seconds", res.seconds},
+                          {"images_per_second", res.images_per_second},
+                          {"final_loss", res.final_loss}};
+  std::cout << cli::dump_line(summary) << std::endl;
   return 0;
 }
 
@@ -319,39 +356,60 @@ const char* kFitHelp =
     "  --draws K           noise draws per image for rec/rot/elem (default: the model's)\n"
     "  --components LIST   GMM candidate component counts (default 1,2,4,...,20; larger than N dropped)\n";
 
-int cmd_fit(const std::vector<std::string>& argv) {
-  Args a("fit", argv, {"model", "data", "features", "density", "limit", "draws", "out", "components"});
-  const std::string model = a.required("model"), data_spec = a.required("data"), out = a.required("out");
-  so::cli::check_writable(out, "--out");
-  const std::string density_name = a.str("density", "gmm");
+struct FitArgs {
+  std::string model, data, out, features, density = "gmm", components;
+  std::size_t limit = 0, draws = 0;
+};
+
+CLI::App* declare_fit(CLI::App& root, FitArgs& a) {
+  CLI::App* c = root.add_subcommand("fit", "fit a density on the normality vectors of training images");
+  cli::configure(*c, kFitHelp);
+  c->add_option("--model", a.model)->required();
+  c->add_option("--data", a.data)->required();
+  c->add_option("--out", a.out)->required();
+  c->add_option("--features", a.features);
+  c->add_option("--density", a.density);
+  cli::add_count(*c, "--limit", a.limit);
+  cli::add_count(*c, "--draws", a.draws);
+  c->add_option("--components", a.components);
+  return c;
+}
+
+int run_fit(const CLI::App& c, const FitArgs& a) {
+  const std::string &model = a.model, &data_spec = a.data, &out = a.out;
+  cli::check_writable(out, "--out");
+  const std::string& density_name = a.density;
   with_density(density_name, [](auto) {});  // reject a bad name before the slow part
-  const auto body = so::io::load_container(model, "scoreood-detector");
-  so::io::ByteReader r(body, model);
-  const ModelHeader h = read_header(r);
+  const so::DetectorInfo h = so::read_detector_info(model);
   so::score::FeatureSet features;
   try {
-    features = so::score::FeatureSet::parse(a.str("features", h.features));
+    features = so::score::FeatureSet::parse(given(c, "--features") ? a.features : h.features);
   } catch (const so::ValueError& e) {
-    a.fail(std::string("--features: ") + e.what());
+    fail(c, std::string("--features: ") + e.what());
   }
-  const std::size_t draws = a.count("draws", h.draws), limit = a.count("limit", 0);
-  if (draws == 0) a.fail("--draws must be positive");
+  const std::size_t draws = given(c, "--draws") ? a.draws : h.draws, limit = a.limit;
+  if (draws == 0) fail(c, "--draws must be positive");
   std::vector<int> comps;
-  if (auto c = a.get("components")) {
-    for (const auto& t : so::cli::split_list(*c)) {
+  if (given(c, "--components")) {
+    for (const auto& t : cli::split_list(a.components)) {
       int k = 0;
       const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), k);
-      if (ec != std::errc() || p != t.data() + t.size() || k < 1) a.fail("--components: '" + t + "' is not a positive integer");
+      if (ec != std::errc() || p != t.data() + t.size() || k < 1)
+        fail(c, "--components: '" + t + "' is not a positive integer");
       comps.push_back(k);
     }
-    if (comps.empty()) a.fail("--components: empty list");
+    if (comps.empty()) fail(c, "--components: empty list");
   }
+  // The network as the model file holds it, whatever density it was saved with: the whole
+  // file is loaded (and checked) as the detector it records, then its network copied over.
+  so::io::ByteWriter net_bytes;
+  with_detector_of(h, [&](auto t) { decltype(t)::type::from_file(model).net().save(net_bytes); });
   auto data = load_data(data_spec, "--data");
   if (limit) data = so::data::first_n(data, limit);
 
-  with_net(h.net, [&](auto n) {
+  with_net(h.network, [&](auto n) {
     using Net = typename decltype(n)::type;
-    with_aug(h.aug, [&](auto g) {
+    with_aug(h.augmentation, [&](auto g) {
       using Aug = typename decltype(g)::type;
       with_density(density_name, [&](auto dn) {
         using Density = typename decltype(dn)::type;
@@ -361,7 +419,8 @@ int cmd_fit(const std::vector<std::string>& argv) {
           if (!comps.empty()) go.components = comps;
           const int nrows = static_cast<int>(data.size());
           std::erase_if(go.components, [&](int k) { return k > nrows; });
-          if (go.components.empty()) a.fail("--components: every count exceeds the " + std::to_string(nrows) + " images");
+          if (go.components.empty())
+            fail(c, "--components: every count exceeds the " + std::to_string(nrows) + " images");
           density = Density(go);
         }
         using Det = so::ScoreOOD<Net, Aug, Density>;
@@ -370,11 +429,9 @@ int cmd_fit(const std::vector<std::string>& argv) {
         o.features = features;
         o.draws = draws;
         o.progress = &std::cout;
-        // The network comes straight from the model file (whatever density it was saved with).
         Det det(so::schedule::ExplicitList{h.sigmas}, o, Aug{}, std::move(density));
+        so::io::ByteReader r(net_bytes.bytes(), model);
         det.net().load(r);
-        if (det.net().config().num_levels != h.sigmas.size())
-          r.fail("network and schedule disagree on the number of levels");
         check_images(det, data.images, data_spec);
         det.fit_density(data.images);
         det.save(out);
@@ -391,16 +448,28 @@ const char* kScoreHelp =
     "usage: scoreood score --model DETECTOR --data PATH --out FILE\n"
     "  Writes one OOD score per line (input order, full precision; higher = more OOD).\n";
 
-int cmd_score(const std::vector<std::string>& argv) {
-  Args a("score", argv, {"model", "data", "out"});
-  const std::string model = a.required("model"), data_spec = a.required("data"), out = a.required("out");
-  so::cli::check_writable(out, "--out");
-  const ModelHeader h = peek_model(model);
+struct ScoreArgs {
+  std::string model, data, out;
+};
+
+CLI::App* declare_score(CLI::App& root, ScoreArgs& a) {
+  CLI::App* c = root.add_subcommand("score", "OOD scores of images, one per line");
+  cli::configure(*c, kScoreHelp);
+  c->add_option("--model", a.model)->required();
+  c->add_option("--data", a.data)->required();
+  c->add_option("--out", a.out)->required();
+  return c;
+}
+
+int run_score(const CLI::App& c, const ScoreArgs& a) {
+  const std::string &model = a.model, &data_spec = a.data, &out = a.out;
+  cli::check_writable(out, "--out");
+  const so::DetectorInfo h = so::read_detector_info(model);
   const auto data = load_data(data_spec, "--data");
   with_detector_of(h, [&](auto t) {
     using Det = typename decltype(t)::type;
     auto det = Det::from_file(model);
-    if (!det.fitted()) a.fail(model + ": the density is not fitted (run `scoreood fit` first)");
+    if (!det.fitted()) fail(c, model + ": the density is not fitted (run `scoreood fit` first)");
     check_images(det, data.images, data_spec);
     det.set_progress(&std::cout);
     so::metrics::write_scores(out, det.score(data.images, "score"));
@@ -420,25 +489,53 @@ const char* kEvalHelp =
     "  --json FILE         also write the table as JSON\n"
     "  --title TEXT        table title\n";
 
-int cmd_eval(const std::vector<std::string>& argv) {
-  Args a("eval", argv, {"model", "in", "ood", "transforms", "limit", "seed", "json", "title"});
-  const std::string model = a.required("model"), in_spec = a.required("in");
-  if (auto j = a.get("json")) so::cli::check_writable(*j, "--json");
-  const std::size_t limit = a.count("limit", 0);
-  const std::uint64_t seed = a.count("seed", 0);
+struct EvalArgs {
+  std::string model, in, transforms, json, title;
+  std::vector<std::string> ood;
+  std::size_t limit = 0;
+  std::uint64_t seed = 0;
+};
+
+CLI::App* declare_eval(CLI::App& root, EvalArgs& a) {
+  CLI::App* c = root.add_subcommand("eval", "evaluation table against OOD sets and transforms");
+  cli::configure(*c, kEvalHelp);
+  c->add_option("--model", a.model)->required();
+  c->add_option("--in", a.in)->required();
+  cli::add_repeated(*c, "--ood", a.ood);
+  c->add_option("--transforms", a.transforms);
+  cli::add_count(*c, "--limit", a.limit);
+  cli::add_count(*c, "--seed", a.seed);
+  c->add_option("--json", a.json);
+  c->add_option("--title", a.title);
+  return c;
+}
+
+int run_eval(const CLI::App& c, const EvalArgs& a) {
+  const std::string &model = a.model, &in_spec = a.in;
+  const bool json = given(c, "--json");
+  if (json) cli::check_writable(a.json, "--json");
+  const std::size_t limit = a.limit;
+  const std::uint64_t seed = a.seed;
   std::vector<std::pair<std::string, std::string>> oods;
-  for (const auto& o : a.all("ood")) {
+  for (const auto& o : a.ood) {
     const auto eq = o.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == o.size()) a.fail("--ood: expected NAME=PATH, got '" + o + "'");
+    if (eq == std::string::npos || eq == 0 || eq + 1 == o.size()) fail(c, "--ood: expected NAME=PATH, got '" + o + "'");
     oods.emplace_back(o.substr(0, eq), o.substr(eq + 1));
   }
-  const auto transforms = so::cli::split_list(a.str("transforms", ""));
+  const auto transforms = cli::split_list(a.transforms);
   for (const auto& t : transforms)
     if (std::find(so::augment::transform_names.begin(), so::augment::transform_names.end(), t) ==
         so::augment::transform_names.end())
-      a.fail("--transforms: unknown transform '" + t + "' (valid: rot90, rot180, rot270, patch_shuffle, hflip)");
-  if (oods.empty() && transforms.empty()) a.fail("give at least one --ood NAME=PATH or --transforms LIST");
-  const ModelHeader h = peek_model(model);
+      fail(c, "--transforms: unknown transform '" + t + "' (valid: rot90, rot180, rot270, patch_shuffle, hflip)");
+  if (oods.empty() && transforms.empty()) fail(c, "give at least one --ood NAME=PATH or --transforms LIST");
+  {  // set names key the table and the JSON: one must not hide another
+    std::vector<std::string> names(transforms);
+    for (const auto& o : oods) names.push_back(o.first);
+    std::sort(names.begin(), names.end());
+    if (const auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end())
+      fail(c, "two sets are named '" + *dup + "' (each --ood NAME and transform names one row)");
+  }
+  const so::DetectorInfo h = so::read_detector_info(model);
   auto load_limited = [&](const std::string& spec, const char* what) {
     auto d = load_data(spec, what);
     return limit ? so::data::first_n(d, limit) : d;
@@ -452,7 +549,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
   with_detector_of(h, [&](auto t) {
     using Det = typename decltype(t)::type;
     auto det = Det::from_file(model);
-    if (!det.fitted()) a.fail(model + ": the density is not fitted (run `scoreood fit` first)");
+    if (!det.fitted()) fail(c, model + ": the density is not fitted (run `scoreood fit` first)");
     check_images(det, in.images, in_spec);
     for (std::size_t i = 0; i < oods.size(); ++i) check_images(det, ood_sets[i].images, oods[i].second);
     det.set_progress(&std::cout);
@@ -464,13 +561,11 @@ int cmd_eval(const std::vector<std::string>& argv) {
       rows.push_back({tname, so::metrics::evaluate(s_in, det.score(x, tname))});
     }
   });
-  const std::string title = a.str("title", "in-distribution: " + in_spec + " (" + std::to_string(in.size()) +
-                                               " images); OOD is positive");
+  const std::string title = given(c, "--title") ? a.title
+                                                 : "in-distribution: " + in_spec + " (" + std::to_string(in.size()) +
+                                                       " images); OOD is positive";
   std::cout << so::metrics::format_table(rows, title);
-  if (auto j = a.get("json")) {
-    const std::string text = so::metrics::rows_to_json(rows) + '\n';
-    so::io::write_file_atomic(*j, text);
-  }
+  if (json) so::io::write_file_atomic(a.json, cli::dump_file(cli::rows_to_json(rows)));
   return 0;
 }
 
@@ -510,45 +605,44 @@ std::string one_line(std::string m) {
 
 int main(int argc, char** argv) {
   try {
-    // Global option before the command.
-    int first = 1;
-    while (first < argc && std::string_view(argv[first]).starts_with("--data-root")) {
-      std::string v;
-      const std::string_view arg = argv[first];
-      if (arg.size() > 11 && arg[11] == '=') v = std::string(arg.substr(12)), first += 1;
-      else if (arg.size() == 11 && first + 1 < argc) v = argv[first + 1], first += 2;
-      else throw so::ValueError(arg.size() == 11 ? "--data-root needs a value" : "unknown option " + std::string(arg));
-      if (!std::filesystem::is_directory(v)) throw so::ValueError("--data-root: " + v + ": not a directory");
-      ::setenv("SCOREOOD_DATA", v.c_str(), 1);  // data::load searches $SCOREOOD_DATA first
-    }
-    if (first >= argc) {
-      std::cerr << "scoreood: no command given (commands: metrics, inspect, train, fit, score, eval; try --help)\n";
-      return 1;
-    }
-    const std::string cmd = argv[first];
-    const std::vector<std::string> rest(argv + first + 1, argv + argc);
-    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    CLI::App app{"OOD detection with score-based generative models", "scoreood"};
+    cli::configure(app, kUsage);
+    // The one global option, before the command; data::load searches $SCOREOOD_DATA first.
+    std::string data_root;
+    app.add_option("--data-root", data_root)
+        ->check(CLI::Validator(
+            [](std::string& v) { return std::filesystem::is_directory(v) ? std::string() : v + ": not a directory"; },
+            "DIR"));
+    app.require_subcommand(0, 1);
+    CLI::App* help = app.add_subcommand("help", "print the usage");
+    help->group("");  // not listed among the commands
+    MetricsArgs metrics_args;
+    InspectArgs inspect_args;
+    TrainArgs train_args;
+    FitArgs fit_args;
+    ScoreArgs score_args;
+    EvalArgs eval_args;
+    CLI::App* metrics = declare_metrics(app, metrics_args);
+    CLI::App* inspect = declare_inspect(app, inspect_args);
+    CLI::App* train = declare_train(app, train_args);
+    CLI::App* fit = declare_fit(app, fit_args);
+    CLI::App* score = declare_score(app, score_args);
+    CLI::App* eval = declare_eval(app, eval_args);
+
+    if (!cli::parse(app, argc, argv)) return 0;  // --help
+    if (!data_root.empty()) ::setenv("SCOREOOD_DATA", data_root.c_str(), 1);
+    if (help->parsed()) {
       std::cout << kUsage;
       return 0;
     }
-    struct Cmd {
-      const char* help;
-      int (*run)(const std::vector<std::string>&);
-    };
-    static const std::map<std::string, Cmd> cmds{{"metrics", {kMetricsHelp, cmd_metrics}},
-                                                 {"inspect", {kInspectHelp, cmd_inspect}},
-                                                 {"train", {kTrainHelp, cmd_train}},
-                                                 {"fit", {kFitHelp, cmd_fit}},
-                                                 {"score", {kScoreHelp, cmd_score}},
-                                                 {"eval", {kEvalHelp, cmd_eval}}};
-    const auto it = cmds.find(cmd);
-    if (it == cmds.end())
-      throw so::ValueError("unknown command '" + cmd + "' (commands: metrics, inspect, train, fit, score, eval)");
-    if (wants_help(rest)) {
-      std::cout << it->second.help;
-      return 0;
-    }
-    return it->second.run(rest);
+    if (metrics->parsed()) return run_metrics(*metrics, metrics_args);
+    if (inspect->parsed()) return run_inspect(*inspect, inspect_args);
+    if (train->parsed()) return run_train(*train, train_args);
+    if (fit->parsed()) return run_fit(*fit, fit_args);
+    if (score->parsed()) return run_score(*score, score_args);
+    if (eval->parsed()) return run_eval(*eval, eval_args);
+    std::cerr << "scoreood: no command given (commands: metrics, inspect, train, fit, score, eval; try --help)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cout.flush();
     std::cerr << "scoreood: " << one_line(e.what()) << std::endl;

@@ -12,6 +12,7 @@
 #include <scoreood/augment/ood_transforms.hpp>
 #include <scoreood/augment/rot4.hpp>
 #include <scoreood/core/error.hpp>
+#include <scoreood/core/serialization.hpp>
 #include <scoreood/core/tensor.hpp>
 #include <scoreood/data/find.hpp>
 #include <scoreood/data/load.hpp>
@@ -23,6 +24,9 @@
 #include <scoreood/nn/nets/small_unet.hpp>
 #include <scoreood/schedule/geometric.hpp>
 #include <scoreood/score/normality.hpp>
+
+#include "../cli/json.hpp"
+#include "../cli/parse.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -83,69 +87,55 @@ inline std::string usage(const ExperimentSetup& s) {
          "  --fit N       training images the density is fitted on (default 2000)\n"
          "  --out DIR     output folder (default " + s.default_out + ")\n"
          "  --load-ncsn FILE, --load-rotncsn FILE   skip training, use saved detectors (.sood)\n"
-         "  --extra NAME=SPEC   one more OOD set, SPEC as data::load reads it (PATH[:gray28][:first=N])\n";
+         "  --extra NAME=SPEC   one more OOD set, SPEC as data::load reads it (PATH[:gray28][:first=N])\n"
+         "  --data DIR    data folder searched first (then $SCOREOOD_DATA, ../shared/data, /usr/share/datasets)\n"
+         "  --seed S      seed of the networks, the feature noise, the GMMs and patch shuffle (default 0)\n";
 }
-
-namespace detail {
-inline std::size_t to_count(const std::string& flag, const std::string& v, bool allow_zero = false) {
-  std::size_t pos = 0;
-  unsigned long long n = 0;
-  try {
-    n = std::stoull(v, &pos);
-  } catch (const std::exception&) {
-    pos = 0;
-  }
-  if (pos != v.size() || v.empty() || v[0] == '-' || (!allow_zero && n == 0))
-    throw ValueError(flag + ": '" + v + "' is not a " + (allow_zero ? "non-negative" : "positive") + " integer");
-  return std::size_t(n);
-}
-inline double to_minutes(const std::string& flag, const std::string& v) {
-  std::size_t pos = 0;
-  double m = -1;
-  try {
-    m = std::stod(v, &pos);
-  } catch (const std::exception&) {
-    pos = 0;
-  }
-  if (pos != v.size() || !(m > 0) || !std::isfinite(m)) throw ValueError(flag + ": '" + v + "' is not a positive number");
-  return m;
-}
-}  // namespace detail
 
 /// Parses the flags; throws ValueError naming the flag on bad input. Returns nullopt after --help.
 inline std::optional<ExperimentArgs> parse_args(int argc, char** argv, const ExperimentSetup& s) {
   ExperimentArgs a;
   a.out = s.default_out;
-  bool minutes_given = false, steps_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") {
-      std::cout << usage(s);
-      return std::nullopt;
-    }
-    if (i + 1 >= argc) throw ValueError(flag + ": missing value (or unknown flag)\n" + usage(s));
-    const std::string v = argv[++i];
-    if (flag == "--data") a.data_root = v;
-    else if (flag == "--minutes") a.minutes = detail::to_minutes(flag, v), minutes_given = true;
-    else if (flag == "--steps") a.steps = detail::to_count(flag, v), steps_given = true;
-    else if (flag == "--width") a.width = detail::to_count(flag, v);
-    else if (flag == "--batch") a.batch = detail::to_count(flag, v);
-    else if (flag == "--test") a.test = detail::to_count(flag, v);
-    else if (flag == "--fit") a.fit = detail::to_count(flag, v);
-    else if (flag == "--out") a.out = v;
-    else if (flag == "--load-ncsn") a.load_ncsn = v;
-    else if (flag == "--load-rotncsn") a.load_rotncsn = v;
-    else if (flag == "--seed") a.seed = detail::to_count(flag, v, true);
-    else if (flag == "--extra") {
-      const auto eq = v.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
-        throw ValueError("--extra: '" + v + "' is not NAME=SPEC (e.g. KMNIST=kmnist/t10k-images-idx3-ubyte.gz)");
-      a.extra.push_back({v.substr(0, eq), v.substr(eq + 1)});
-    } else {
-      throw ValueError("unknown flag '" + flag + "'\n" + usage(s));
-    }
+  CLI::App app{s.title + " OOD experiment", s.program};
+  cli::configure(app, usage(s));
+  std::string data_root, out = a.out.string(), load_ncsn, load_rotncsn;
+  std::vector<std::string> extra;
+  app.add_option("--data", data_root);
+  cli::add_real(app, "--minutes", a.minutes, /*positive=*/true);
+  cli::add_count(app, "--steps", a.steps, /*positive=*/true);
+  cli::add_count(app, "--width", a.width, true);
+  cli::add_count(app, "--batch", a.batch, true);
+  cli::add_count(app, "--test", a.test, true);
+  cli::add_count(app, "--fit", a.fit, true);
+  app.add_option("--out", out);
+  app.add_option("--load-ncsn", load_ncsn);
+  app.add_option("--load-rotncsn", load_rotncsn);
+  cli::add_repeated(app, "--extra", extra);
+  cli::add_count(app, "--seed", a.seed);
+  if (!cli::parse(app, argc, argv)) return std::nullopt;
+  if (app.count("--data")) a.data_root = data_root;
+  a.out = out;
+  a.load_ncsn = load_ncsn;
+  a.load_rotncsn = load_rotncsn;
+  // Set names key the table and results.json: an --extra set takes a name no other set has.
+  auto taken = [&](const std::string& n) {
+    for (const auto& f : s.ood_files)
+      if (f.name == n) return true;
+    for (const auto& t : s.transforms)
+      if (t == n || (t == "patch_shuffle" && n.starts_with("patch shuffle"))) return true;
+    for (const auto& e : a.extra)
+      if (e.name == n) return true;
+    return false;
+  };
+  for (const auto& v : extra) {
+    const auto eq = v.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+      throw ValueError("--extra: '" + v + "' is not NAME=SPEC (e.g. KMNIST=kmnist/t10k-images-idx3-ubyte.gz)");
+    const std::string name = v.substr(0, eq);
+    if (taken(name)) throw ValueError("--extra: another set is already named '" + name + "'");
+    a.extra.push_back({name, v.substr(eq + 1)});
   }
-  if (steps_given && !minutes_given) a.minutes = 0;
+  if (app.count("--steps") && !app.count("--minutes")) a.minutes = 0;
   if (a.load_ncsn.empty() != a.load_rotncsn.empty())
     throw ValueError("--load-ncsn and --load-rotncsn go together (both models are needed for the table)");
   return a;
@@ -453,16 +443,18 @@ inline int run_experiment(int argc, char** argv, ExperimentSetup setup) {
 
   // ---- results.json
   {
-    std::ofstream js(a.out / "results.json");
-    if (!js) throw Error("cannot write " + (a.out / "results.json").string());
-    js << "{\"in_distribution\": " << metrics::detail::json_string(setup.title)
-       << ", \"train\": " << metrics::detail::json_string(setup.train_spec)
-       << ", \"test\": " << metrics::detail::json_string(setup.test_spec) << ", \"n_fit\": " << fit.shape()[0]
-       << ", \"width\": " << a.width << ", \"steps\": " << a.steps << ", \"minutes\": " << a.minutes
-       << ", \"seed\": " << a.seed << ", \"methods\": {";
-    for (std::size_t m = 0; m < methods.size(); ++m)
-      js << (m ? ", " : "") << metrics::detail::json_string(methods[m].name) << ": " << metrics::rows_to_json(rows[m]);
-    js << "}}\n";
+    cli::Json methods_json = cli::Json::object();
+    for (std::size_t m = 0; m < methods.size(); ++m) methods_json[methods[m].name] = cli::rows_to_json(rows[m]);
+    const cli::Json results{{"in_distribution", setup.title},
+                            {"train", setup.train_spec},
+                            {"test", setup.test_spec},
+                            {"n_fit", fit.shape()[0]},
+                            {"width", a.width},
+                            {"steps", a.steps},
+                            {"minutes", a.minutes},
+                            {"seed", a.seed},
+                            {"methods", std::move(methods_json)}};
+    io::write_file_atomic(a.out / "results.json", cli::dump_file(results));
   }
 
   // ---- Figure 3: the 9 training images (of the fit set) with the highest OOD score, per model

@@ -7,6 +7,7 @@
 #include <scoreood/data.hpp>
 #include <scoreood/density.hpp>
 #include <scoreood/detector.hpp>
+#include <scoreood/detector_info.hpp>
 #include <scoreood/metrics.hpp>
 #include <scoreood/nn.hpp>
 #include <scoreood/schedule.hpp>

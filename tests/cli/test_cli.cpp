@@ -1,10 +1,13 @@
 // The scoreood program, run as a user would: metrics and inspect against the
 // library, error paths (exit 1 and one "scoreood: ..." line on stderr), and a
 // tiny end-to-end train -> fit -> score -> eval whose scores match the library's.
+// JSON output is read back with nlohmann-json, as any JSON reader would.
 #include <scoreood/scoreood.hpp>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -24,6 +27,7 @@
 
 namespace fs = std::filesystem;
 namespace so = scoreood;
+using nlohmann::json;
 
 namespace {
 
@@ -159,15 +163,19 @@ TEST_CASE("scoreood metrics prints the library's evaluate()", "[cli]") {
     const Run r = run_cli(d, {"metrics", "--in", "in.txt", "--out", "out.txt", "--json"});
     REQUIRE(r.rc == 0);
     CHECK(count_lines(r.out) == 1);
-    CHECK(r.out.front() == '{');
+    const json j = json::parse(r.out);
     for (const char* k : {"auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr", "tnr_at_95_tpr", "detection_accuracy"})
-      CHECK(r.out.find("\"" + std::string(k) + "\": ") != std::string::npos);
-    CHECK(number_after(r.out, "\"auroc\": ") == want.auroc);
-    CHECK(number_after(r.out, "\"fpr_at_95_tpr\": ") == want.fpr_at_95_tpr);
+      CHECK(j.at(k).is_number_float());
+    CHECK(j["auroc"].get<double>() == want.auroc);  // exact: full precision
+    CHECK(j["aupr_in"].get<double>() == want.aupr_in);
+    CHECK(j["fpr_at_95_tpr"].get<double>() == want.fpr_at_95_tpr);
+    CHECK(j["detection_accuracy"].get<double>() == want.detection_accuracy);
+    CHECK(j["n_in"] == in.size());
+    CHECK(j["n_out"] == out.size());
     // Swapping the roles mirrors the AUROC.
     const Run s = run_cli(d, {"metrics", "--in=out.txt", "--out=in.txt", "--json"});
     REQUIRE(s.rc == 0);
-    CHECK(number_after(s.out, "\"auroc\": ") == Approx(1.0 - want.auroc).epsilon(1e-12));
+    CHECK(json::parse(s.out)["auroc"].get<double>() == Approx(1.0 - want.auroc).epsilon(1e-12));
   }
   SECTION("bad score files") {
     std::ofstream(d / "bad.txt") << "0.5\nnot-a-number\n";
@@ -213,19 +221,42 @@ TEST_CASE("scoreood rejects bad command lines with one line and exit 1", "[cli]"
   TempDir d;
   check_fails(run_cli(d, {}), "no command");
   check_fails(run_cli(d, {"frobnicate"}), "unknown command 'frobnicate'");
-  check_fails(run_cli(d, {"metrics", "--in", "a", "--out", "b", "--bogus"}), "unknown option --bogus");
-  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--steps", "ten"}), "--steps: 'ten'");
+  check_fails(run_cli(d, {"metrics", "--in", "a", "--out", "b", "--bogus"}), "metrics: unknown option --bogus");
+  check_fails(run_cli(d, {"metrics", "--in", "a", "--out", "b", "--bogus=3"}), "unknown option --bogus ");
+  check_fails(run_cli(d, {"metrics", "--in", "a"}), "metrics: missing --out");
+  check_fails(run_cli(d, {"metrics", "--in", "a", "--out", "b", "--json=1"}), "--json takes no value");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--steps", "ten"}), "train: --steps: 'ten'");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--steps=ten"}), "--steps: 'ten'");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--steps", "-3"}), "--steps: '-3'");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--seed", "0x10", "--steps", "1"}), "--seed: '0x10'");
   check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--steps"}), "--steps needs a value");
-  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--lr", "1e-3x", "--steps", "1"}), "--lr");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--lr", "1e-3x", "--steps", "1"}), "--lr: '1e-3x'");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--minutes", "inf"}), "--minutes: 'inf' is not a number");
   check_fails(run_cli(d, {"train", "--data", "x", "--out", "m"}), "--steps N or --minutes M");
+  // A misspelt flag is named, not the flag it was meant to be.
+  check_fails(run_cli(d, {"train", "--data", "x", "--ouut", "m", "--steps", "1"}), "unknown option --ouut");
   check_fails(run_cli(d, {"--data-root", (d / "nowhere")}), "not a directory");
+  check_fails(run_cli(d, {"--data-root"}), "--data-root needs a value");
+  check_fails(run_cli(d, {"inspect", "--data-root", d.path.string(), "x"}), "unknown option --data-root");  // before the command only
+  check_fails(run_cli(d, {"inspect", "a", "b"}), "unexpected argument 'b'");
   check_fails(run_cli(d, {"eval", "--model", "m", "--in", "x", "--transforms", "rot45"}), "rot45");
+  check_fails(run_cli(d, {"eval", "--model", "m", "--in", "x", "--ood", "a=p", "q=r"}), "unexpected argument 'q=r'");
+  check_fails(run_cli(d, {"eval", "--model", "m", "--in", "x", "--ood", "a=p", "--ood=rot90=q", "--transforms", "rot90"}),
+              "eval: two sets are named 'rot90'");
   check_fails(run_cli(d, {"fit", "--model", "m", "--data", "x", "--out", "o", "--density", "flow"}), "unknown density 'flow'");
   std::ofstream(d / "junk.sood") << "this is not a detector";
   check_fails(run_cli(d, {"score", "--model", "junk.sood", "--data", "x", "--out", "s"}), "junk.sood");
-  const Run h = run_cli(d, {"train", "--help"});
-  CHECK(h.rc == 0);
-  CHECK(h.out.find("usage: scoreood train") != std::string::npos);
+  for (const char* cmd : {"metrics", "inspect", "train", "fit", "score", "eval"}) {
+    const Run h = run_cli(d, {cmd, "--help"});
+    CHECK(h.rc == 0);
+    CHECK(h.out.rfind("usage: scoreood " + std::string(cmd), 0) == 0);
+    CHECK(run_cli(d, {cmd, "-h"}).out == h.out);
+  }
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"}, {"help"}, {"--data-root", ".", "--help"}}) {
+    const Run h = run_cli(d, args);
+    CHECK(h.rc == 0);
+    CHECK(h.out.rfind("usage: scoreood [--data-root DIR] COMMAND", 0) == 0);
+  }
 }
 
 TEST_CASE("scoreood train -> fit -> score -> eval on tiny images", "[cli][e2e]") {
@@ -242,10 +273,12 @@ TEST_CASE("scoreood train -> fit -> score -> eval on tiny images", "[cli][e2e]")
   INFO(r.out << r.err);
   REQUIRE(r.rc == 0);
   // Last line: the JSON summary.
-  const auto last = r.out.substr(r.out.rfind('{'));
-  CHECK(number_after(last, "\"steps\": ") == 20);
-  CHECK(number_after(last, "\"images_per_second\": ") > 0);
-  CHECK(std::isfinite(number_after(last, "\"final_loss\": ")));
+  REQUIRE(r.out.size() > 1);
+  const json last = json::parse(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1));
+  CHECK(last["steps"] == 20);
+  CHECK(last["seconds"].get<double>() > 0);
+  CHECK(last["images_per_second"].get<double>() > 0);
+  CHECK(std::isfinite(last["final_loss"].get<double>()));
   CHECK(count_lines(slurp(d.path / "loss.csv")) == 3);  // header + steps 10, 20
 
   // An unfitted model cannot score.
@@ -275,20 +308,24 @@ TEST_CASE("scoreood train -> fit -> score -> eval on tiny images", "[cli][e2e]")
   for (std::size_t i = 0; i < M; ++i) CHECK(cli_scores[i] == Approx(lib_noise[i]).epsilon(1e-6).margin(0));
 
   r = run_cli(d, {"eval", "--model", "det.sood", "--in", "test-images-idx3-ubyte", "--ood",
-                  "noise=noise-images-idx3-ubyte", "--transforms", "rot90,patch_shuffle", "--seed", "5", "--json",
-                  "eval.json"});
+                  "noise=noise-images-idx3-ubyte", "--ood=few=noise-images-idx3-ubyte:first=5", "--transforms",
+                  "rot90,patch_shuffle", "--seed", "5", "--json", "eval.json"});
   INFO(r.out << r.err);
   REQUIRE(r.rc == 0);
   CHECK(r.out.find("noise ") != std::string::npos);
   CHECK(r.out.find("rot90 ") != std::string::npos);
-  const std::string j = slurp(d.path / "eval.json");
-  REQUIRE(j.rfind("{\"sets\": {", 0) == 0);
-  const auto noise_at = j.find("\"noise\": {");
-  REQUIRE(noise_at != std::string::npos);
-  CHECK(j.find("\"patch_shuffle\": {") != std::string::npos);
+  const json j = json::parse(slurp(d.path / "eval.json"));
+  REQUIRE(j.size() == 1);
+  const json& sets = j.at("sets");
+  std::vector<std::string> names;
+  for (auto it = sets.begin(); it != sets.end(); ++it) names.push_back(it.key());
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"few", "noise", "patch_shuffle", "rot90"});
   const auto want = so::metrics::evaluate(lib_test, lib_noise);
-  CHECK(number_after(j, "\"auroc\": ", noise_at) == Approx(want.auroc).margin(1e-12).epsilon(0));
-  CHECK(number_after(j, "\"n_in\": ", noise_at) == M);
+  CHECK(sets["noise"]["auroc"].get<double>() == Approx(want.auroc).margin(1e-12).epsilon(0));
+  CHECK(sets["noise"]["n_in"] == M);
+  CHECK(sets["noise"]["n_out"] == M);
+  CHECK(sets["few"]["n_out"] == 5);
   CHECK(want.auroc > 0.8);  // noise is far from 20 steps of blobs already
 
   // Wrong image size for the model, and --limit.
@@ -297,14 +334,21 @@ TEST_CASE("scoreood train -> fit -> score -> eval on tiny images", "[cli][e2e]")
   r = run_cli(d, {"eval", "--model", "det.sood", "--in", "test-images-idx3-ubyte", "--transforms", "rot180", "--limit",
                   "6", "--json", "small.json"});
   REQUIRE(r.rc == 0);
-  CHECK(number_after(slurp(d.path / "small.json"), "\"n_out\": ") == 6);
+  CHECK(json::parse(slurp(d.path / "small.json"))["sets"]["rot180"]["n_out"] == 6);
 
   // fit re-types the density: knn on the same network.
   r = run_cli(d, {"fit", "--model", "det.sood", "--data", "train-images-idx3-ubyte:first=20", "--density", "knn",
                   "--out", "knn.sood"});
   REQUIRE(r.rc == 0);
   using KnnDet = so::ScoreOOD<so::nn::SmallUNet<so::backend::cpu>, so::augment::Rot4, so::density::Knn>;
-  CHECK(KnnDet::from_file(d.path / "knn.sood").fitted());
+  const auto knn = KnnDet::from_file(d.path / "knn.sood");
+  CHECK(knn.fitted());
+  CHECK(knn.features().str() == "msma,rot");  // the model's features when --features is not given
+  // fit keeps the model's network as it is.
+  using PlaceholderDet = so::ScoreOOD<so::nn::SmallUNet<so::backend::cpu>, so::augment::Rot4, so::density::Gmm>;
+  const auto trained = PlaceholderDet::from_file(d.path / "model.sood");
+  const auto w0 = trained.net().parameters().values(), w1 = knn.net().parameters().values();
+  CHECK(std::equal(w0.begin(), w0.end(), w1.begin(), w1.end()));
 
   // A truncated detector file is refused with one line.
   {

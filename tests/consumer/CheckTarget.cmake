@@ -1,7 +1,8 @@
 # Shared by both consumer projects: scoreood::scoreood must carry what users
 # need (C++20, includes) and nothing that belongs to this repository's own
-# programs (warnings, -march=native) or to the optional image_io component
-# (stb); scoreood::image_io must be there (stb is installed where the tests run).
+# programs (warnings, -march=native, the examples' CLI11 and nlohmann-json) or
+# to the optional image_io component (stb); scoreood::image_io must be there
+# (stb is installed where the tests run).
 if(NOT TARGET scoreood::scoreood)
   message(FATAL_ERROR "scoreood::scoreood is not defined")
 endif()
@@ -25,3 +26,9 @@ get_target_property(_io_defs scoreood::image_io INTERFACE_COMPILE_DEFINITIONS)
 if(NOT "SCOREOOD_IMAGE_IO=1" IN_LIST _io_defs)
   message(FATAL_ERROR "scoreood::image_io does not define SCOREOOD_IMAGE_IO=1 (has: ${_io_defs})")
 endif()
+# The command-line parser and the JSON writer are the examples' (cmake/ProgramDependencies.cmake).
+foreach(_lib IN LISTS _links)
+  if(_lib MATCHES "CLI11|nlohmann")
+    message(FATAL_ERROR "scoreood::scoreood links ${_lib}, which only the examples need (links: ${_links})")
+  endif()
+endforeach()

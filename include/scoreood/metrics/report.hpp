@@ -1,15 +1,13 @@
 /** @file report.hpp
- *  @brief All OOD metrics at once, and their JSON form.
+ *  @brief All OOD metrics at once (metrics::Report); table.hpp formats rows of them.
  *
  *  OOD is the POSITIVE class; a HIGHER score means MORE out-of-distribution. */
 #pragma once
 #include <scoreood/metrics/precision_recall.hpp>
 #include <scoreood/metrics/roc.hpp>
 
-#include <charconv>
 #include <cstddef>
 #include <span>
-#include <string>
 
 namespace scoreood::metrics {
 
@@ -35,32 +33,6 @@ inline Report evaluate(std::span<const double> in_scores, std::span<const double
 template <ScoreContainer A, ScoreContainer B>
 Report evaluate(const A& in_scores, const B& out_scores) {
   return detail::with_double(in_scores, out_scores, [](auto a, auto b) { return evaluate(a, b); });
-}
-
-namespace detail {
-/// Shortest text that reads back to the same double (metrics are always finite).
-inline std::string json_number(double v) {
-  char buf[32];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, res.ptr);
-}
-}  // namespace detail
-
-/// One JSON object: {"auroc": ..., "aupr_in": ..., "aupr_out": ..., "fpr_at_95_tpr": ...,
-/// "tnr_at_95_tpr": ..., "detection_accuracy": ..., "n_in": ..., "n_out": ...}.
-inline std::string to_json(const Report& r) {
-  using detail::json_number;
-  std::string s = "{";
-  s += "\"auroc\": " + json_number(r.auroc);
-  s += ", \"aupr_in\": " + json_number(r.aupr_in);
-  s += ", \"aupr_out\": " + json_number(r.aupr_out);
-  s += ", \"fpr_at_95_tpr\": " + json_number(r.fpr_at_95_tpr);
-  s += ", \"tnr_at_95_tpr\": " + json_number(r.tnr_at_95_tpr);
-  s += ", \"detection_accuracy\": " + json_number(r.detection_accuracy);
-  s += ", \"n_in\": " + std::to_string(r.n_in);
-  s += ", \"n_out\": " + std::to_string(r.n_out);
-  s += "}";
-  return s;
 }
 
 }  // namespace scoreood::metrics

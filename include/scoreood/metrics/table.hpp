@@ -1,5 +1,5 @@
 /** @file table.hpp
- *  @brief Paper-style evaluation table (one row per OOD set) and its JSON form.
+ *  @brief Paper-style evaluation table (one row per OOD set) as fixed-width text.
  *
  *  Each row compares the in-distribution test set against one OOD set or one
  *  transformed copy of the test set; OOD is the positive class. */
@@ -19,31 +19,6 @@ struct EvalRow {
   std::string name;
   Report report;
 };
-
-namespace detail {
-/// JSON string literal with the characters JSON requires escaped.
-inline std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-}  // namespace detail
 
 /// Fixed-width text table: optional title line, a header line, one line per row
 /// (AUROC, AUPR-in, AUPR-out, FPR@95, TNR@95, DetAcc with 3 decimals, then n_in, n_out).
@@ -67,16 +42,6 @@ inline std::string format_table(std::span<const EvalRow> rows, std::string_view 
     s += line;
   }
   return s;
-}
-
-/// {"sets": {"<name>": {"auroc": ..., ...}, ...}} with full-precision numbers (see to_json).
-inline std::string rows_to_json(std::span<const EvalRow> rows) {
-  std::string s = "{\"sets\": {";
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (i) s += ", ";
-    s += detail::json_string(rows[i].name) + ": " + to_json(rows[i].report);
-  }
-  return s + "}}";
 }
 
 }  // namespace scoreood::metrics
