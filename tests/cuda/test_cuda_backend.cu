@@ -590,19 +590,22 @@ void check_dsm_batch(gpu::Context& ctx, const Aug& aug, const Shape4& data_shape
   const Images data = random_images(data_shape, 31, 0.3f, 0.5f);
   const std::vector<float> sigmas{1.0f, 0.6f, 0.36f, 0.2f, 0.01f};
   const DTensor gdata = upload(ctx, data);
+  const std::size_t batch = 24;
   for (const std::size_t step : {0u, 7u}) {
     const auto streams = so::score::DsmStreams::for_step(42, step);
     so::score::DsmBatch host;
-    so::score::make_dsm_batch(data, sigmas, aug, 24, streams, host);
-    gpu::DeviceDsmBatch dev;
-    Ops::make_dsm_batch(ctx, gdata, sigmas, aug, 24, streams, dev);
-    CHECK(dev.levels == host.levels);
-    CHECK(dev.elements == host.elements);
-    CHECK(dev.sigma == host.sigma);
-    CHECK(dev.input.shape() == so::shape_of(host.input));
+    so::score::make_dsm_batch(data, sigmas, aug, batch, streams, host);
+    // The per-sample draws of score::make_dsm_batch, on the host; the pixels on the device.
+    std::vector<std::uint32_t> image(batch);
+    for (std::size_t b = 0; b < batch; ++b) image[b] = streams.images.uniform_int(b, std::uint32_t(data_shape[0]));
+    DTensor input, noise;
+    Ops::dsm_inputs(ctx, gdata, std::span<const std::uint32_t>(image), std::span<const float>(host.sigma),
+                    std::span<const int>(host.elements), aug, streams.noise, input, noise);
+    CHECK(input.shape() == so::shape_of(host.input));
+    CHECK(noise.shape() == so::shape_of(host.noise));
     // The same Philox counters: the noise agrees to float rounding, and so does x + sigma z.
-    CHECK(rel(values(ctx, dev.noise), values(host.noise)) < 1e-6);
-    CHECK(rel(values(ctx, dev.input), values(host.input)) < 1e-6);
+    CHECK(rel(values(ctx, noise), values(host.noise)) < 1e-6);
+    CHECK(rel(values(ctx, input), values(host.input)) < 1e-6);
   }
 }
 
@@ -624,7 +627,7 @@ void check_noisy_copies(gpu::Context& ctx, const Aug& aug, std::size_t groups) {
   }
   const DTensor gx = upload(ctx, x);
   DTensor gin, gz;
-  Ops::noisy_copies(ctx, aug, gx, sg, rng, n0, groups, gin, gz);
+  Ops::noisy_copies(ctx, gx, n0, sg, rng, groups, aug, gin, gz);
   CHECK(gin.shape() == Shape4{B * groups, C, H, W});
   CHECK(rel(values(ctx, gz), z) < 1e-6);
   CHECK(rel(values(ctx, gin), in) < 1e-6);
@@ -632,17 +635,21 @@ void check_noisy_copies(gpu::Context& ctx, const Aug& aug, std::size_t groups) {
 
 }  // namespace
 
-TEST_CASE("DSM batches built on the device equal score::make_dsm_batch", "[cuda][backend][dsm][group]") {
+TEST_CASE("DSM batch inputs built on the device equal score::make_dsm_batch's", "[cuda][backend][dsm][group]") {
   gpu::Context ctx;
   check_dsm_batch(ctx, so::augment::Identity{}, {40, 3, 6, 10});  // non-square is fine without turns
   check_dsm_batch(ctx, so::augment::Rot4{}, {40, 1, 28, 28});
   check_dsm_batch(ctx, so::augment::Dihedral8{}, {17, 2, 9, 9});
-  DTensor sq({4, 1, 6, 8});
-  gpu::DeviceDsmBatch out;
-  const std::vector<float> sig{1.0f};
-  CHECK_THROWS_AS(Ops::make_dsm_batch(ctx, sq, sig, so::augment::Rot4{}, 4,
-                                      so::score::DsmStreams::for_step(1, 0), out),
-                  so::ShapeError);  // quarter turns of a 6x8 image
+  DTensor rect({4, 1, 6, 8}), input, noise;
+  const std::vector<std::uint32_t> image{0, 3};
+  const std::vector<float> sig{1.0f, 0.5f};
+  const std::vector<int> turn{0, 1}, bad{0, 4};
+  CHECK_THROWS_AS(Ops::dsm_inputs(ctx, rect, std::span<const std::uint32_t>(image), std::span<const float>(sig),
+                                  std::span<const int>(turn), so::augment::Rot4{}, so::CounterRng(1), input, noise),
+                  so::ShapeError);  // a quarter turn of a 6x8 image
+  CHECK_THROWS_AS(Ops::dsm_inputs(ctx, rect, std::span<const std::uint32_t>(image), std::span<const float>(sig),
+                                  std::span<const int>(bad), so::augment::Rot4{}, so::CounterRng(1), input, noise),
+                  so::ValueError);  // element 4 of Rot4
 }
 
 TEST_CASE("noisy group copies equal score::detail::network_passes' inputs", "[cuda][backend][group]") {

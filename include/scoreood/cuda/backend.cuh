@@ -23,9 +23,10 @@
  *  except where an op says it may run in place (elu, affine, norm_forward).
  *
  *  Besides concepts::BackendOps: the two batch builders that move pixels under
- *  an augmentation group (make_dsm_batch, noisy_copies) for the groups that
- *  gpu::device_group knows (Identity, Rot4, Dihedral8; any other fails to
- *  compile with a static_assert naming it), and storage upload/download. */
+ *  an augmentation group (dsm_inputs behind score::make_dsm_batch, noisy_copies
+ *  behind score::detail::network_passes) for the groups that gpu::device_group
+ *  knows (Identity, Rot4, Dihedral8; any other fails to compile with a
+ *  static_assert naming it), and storage upload/download. */
 #pragma once
 #include <scoreood/augment/dihedral8.hpp>
 #include <scoreood/augment/identity.hpp>
@@ -46,7 +47,6 @@
 #include <scoreood/cuda/kernels/pool.cuh>
 #include <scoreood/cuda/kernels/upsample.cuh>
 #include <scoreood/cuda/tensor.cuh>
-#include <scoreood/score/dsm.hpp>
 
 #include <climits>
 #include <cmath>
@@ -84,17 +84,6 @@ struct device_group<augment::Dihedral8> {
 template <class G>
 inline constexpr bool has_device_action = device_group<G>::supported;
 
-/// A DSM training batch on the device (score::DsmBatch with device tensors): what
-/// ops<cuda>::make_dsm_batch fills. levels and sigma stay on the host too: the norms
-/// and the loss take them as host spans.
-struct DeviceDsmBatch {
-  DeviceTensor4<float> input;  ///< r_b(x~_b): the network's input
-  DeviceTensor4<float> noise;  ///< z_b (un-transformed)
-  std::vector<int> levels;     ///< i_b
-  std::vector<int> elements;   ///< r_b (index into the group)
-  std::vector<float> sigma;    ///< sigma_{i_b}
-};
-
 }  // namespace scoreood::gpu
 
 namespace scoreood::backend {
@@ -121,16 +110,22 @@ struct ops<cuda> {
     gpu::DeviceTensor4<T> copy;                  ///< the input, when not kept by reference
     const gpu::DeviceTensor4<T>* ref = nullptr;  ///< the input, when kept by reference
     const T* ref_data = nullptr;
-    Shape4 shape{};
+    Shape4 x_shape{};
     bool filled = false;
+
     bool valid() const { return filled; }
-    /// The forward's input; Error when a referenced input was resized or freed since.
-    const T* input(const char* who) const {
-      if (!filled) throw Error(std::string(who) + ": backward called before a training forward");
-      if (!ref) return copy.data();
-      if (ref->data() != ref_data || ref->shape() != shape)
-        throw Error(std::string(who) + ": the forward input was resized or freed before backward()");
-      return ref_data;
+    /// The forward input's shape.
+    const Shape4& shape() const { return x_shape; }
+    /// Error when a referenced input was resized or freed since the forward (`name`: the layer).
+    void check_input(const std::string& name) const {
+      if (ref && (ref->data() != ref_data || ref->shape() != x_shape))
+        throw Error(name + ": the forward input was resized or freed before backward()");
+    }
+    /// The forward's input on the device (checked).
+    const T* input(const std::string& name) const {
+      if (!filled) throw Error(name + ": backward called before a training forward");
+      check_input(name);
+      return ref ? ref_data : copy.data();
     }
   };
 
@@ -273,7 +268,7 @@ struct ops<cuda> {
         cache->ref = nullptr;
         cache->ref_data = nullptr;
       }
-      cache->shape = x.shape();
+      cache->x_shape = x.shape();
       cache->filled = true;
     } else {
       mu = ctx.scratch<double>(gpu::Scratch::stats, 2 * s.planes());
@@ -293,16 +288,16 @@ struct ops<cuda> {
                             const Tensor& dy, Tensor& dx, const float* elu_y, float elu_alpha, const Tensor* residual,
                             const NormGrads<float>& g) {
     const float* xd = cache.input("ops<cuda>::norm_backward");
-    const gpu::NormShape s = norm_shape(np, cache.shape, "norm_backward");
-    if (dy.shape() != cache.shape)
+    const gpu::NormShape s = norm_shape(np, cache.shape(), "norm_backward");
+    if (dy.shape() != cache.shape())
       throw ShapeError("ops<cuda>::norm_backward: gradient shape " + to_string(dy.shape()) +
-                       " differs from the forward output " + to_string(cache.shape));
+                       " differs from the forward output " + to_string(cache.shape()));
     if (&dx == &dy) throw Error("ops<cuda>::norm_backward: dx must be distinct from dy");
-    if (residual && (residual == &dx || residual->shape() != cache.shape))
+    if (residual && (residual == &dx || residual->shape() != cache.shape()))
       throw ShapeError("ops<cuda>::norm_backward: the residual gradient must be a separate tensor of the input's "
-                       "shape " + to_string(cache.shape));
+                       "shape " + to_string(cache.shape()));
     const gpu::NormRowsDevice<float> rows = norm_rows(ctx, np, s);
-    dx.resize(cache.shape);
+    dx.resize(cache.shape());
     double* sums = ctx.scratch<double>(gpu::Scratch::sums, 2 * s.planes());
     double* z = ctx.scratch<double>(gpu::Scratch::stats, s.planes());
     float* coeff = ctx.scratch<float>(gpu::Scratch::coeffs, 3 * s.planes());
@@ -494,48 +489,47 @@ struct ops<cuda> {
 
   // ------------------------------------------------------------------ group batches (templates)
 
-  /// score::make_dsm_batch on the device, from a training set already there: the same image,
-  /// level and element draws (host, from the same counters), the same noise (device Philox,
-  /// same indices) and the same group action, so the batch equals the host's to float rounding.
-  /// Batch: gpu::DeviceDsmBatch or any type with device tensors input, noise and host vectors
-  /// levels, elements, sigma.
-  template <class Aug, class Batch>
-  static void make_dsm_batch(Context& ctx, const Tensor& data, std::span<const float> sigmas, const Aug& aug,
-                             std::size_t batch, const score::DsmStreams& rng, Batch& out) {
+  /// The network inputs of a DSM batch (score::make_dsm_batch draws the rest on the host):
+  /// input[b] = aug_{elements[b]}(data[image[b]] + sigma[b] z_b), z_b = noise.normal(b P + p) at
+  /// each UN-transformed pixel p, from a training set already on the device. The same counters
+  /// and the same group action as cpu/dsm.hpp: the batch equals the host's to float rounding.
+  /// input and z are resized to [batch, C, H, W].
+  template <class Aug>
+  static void dsm_inputs(Context& ctx, const Tensor& data, std::span<const std::uint32_t> image,
+                         std::span<const float> sigma, std::span<const int> elements, const Aug& aug,
+                         const CounterRng& noise, Tensor& input, Tensor& z) {
     static_assert(gpu::has_device_action<Aug>,
-                  "ops<cuda>::make_dsm_batch: this augmentation group has no device action (the CUDA backend "
+                  "ops<cuda>::dsm_inputs: this augmentation group has no device action (the CUDA backend "
                   "applies Identity, Rot4 and Dihedral8; specialise gpu::device_group for another group of "
                   "square symmetries)");
     const auto& sh = data.shape();
-    const std::size_t N = sh[0], C = sh[1], H = sh[2], W = sh[3];
-    if (N == 0) throw ValueError("DSM: the training set is empty");
-    if (sigmas.empty()) throw ValueError("DSM: no noise levels");
-    check_int("make_dsm_batch", batch * C * H * W);
-    const std::size_t G = aug.size();
-    for (std::size_t k = 0; k < G; ++k) aug.check_shape(C, H, W, k);
-    out.input.resize({batch, C, H, W});
-    out.noise.resize({batch, C, H, W});
-    out.levels.resize(batch);
-    out.elements.resize(batch);
-    out.sigma.resize(batch);
+    const std::size_t N = sh[0], C = sh[1], H = sh[2], W = sh[3], batch = image.size();
+    if (sigma.size() != batch || elements.size() != batch)
+      throw ShapeError("ops<cuda>::dsm_inputs: " + std::to_string(batch) + " images, " +
+                       std::to_string(sigma.size()) + " sigmas and " + std::to_string(elements.size()) +
+                       " group elements");
+    if (&input == &data || &z == &data || &input == &z)
+      throw Error("ops<cuda>::dsm_inputs: data, input and z must be distinct tensors");
+    check_int("dsm_inputs", std::max(batch, N) * C * H * W);
     std::vector<int> idx(2 * batch);  // image index, then D4 code, per sample
     for (std::size_t b = 0; b < batch; ++b) {
-      const std::size_t n = rng.images.uniform_int(b, std::uint32_t(N));
-      const int level = int(rng.levels.uniform_int(b, std::uint32_t(sigmas.size())));
-      const int element = int(rng.elements.uniform_int(b, std::uint32_t(G)));
-      out.levels[b] = level;
-      out.elements[b] = element;
-      out.sigma[b] = sigmas[std::size_t(level)];
-      idx[b] = int(n);
-      idx[batch + b] = gpu::device_group<Aug>::code(std::size_t(element));
+      if (image[b] >= N || elements[b] < 0 || std::size_t(elements[b]) >= aug.size())
+        throw ValueError("ops<cuda>::dsm_inputs: sample " + std::to_string(b) + " takes image " +
+                         std::to_string(image[b]) + " of " + std::to_string(N) + " and element " +
+                         std::to_string(elements[b]) + " of a group of " + std::to_string(aug.size()));
+      aug.check_shape(C, H, W, std::size_t(elements[b]));
+      idx[b] = int(image[b]);
+      idx[batch + b] = gpu::device_group<Aug>::code(std::size_t(elements[b]));
     }
-    if (batch == 0) return;
+    input.resize({batch, C, H, W});
+    z.resize({batch, C, H, W});
+    if (batch == 0 || C * H * W == 0) return;
     int* di = ctx.scratch<int>(gpu::Scratch::indices, 2 * batch);
     float* ds = ctx.scratch<float>(gpu::Scratch::sigmas, batch);
     ctx.upload(std::span<const int>(idx), di);
-    ctx.upload(std::span<const float>(out.sigma), ds);
-    gpu::dsm_batch(data.data(), di, di + batch, ds, out.input.data(), out.noise.data(),
-                   gpu::ImageShape{int(batch), int(C), int(H), int(W)}, rng.noise, ctx.stream());
+    ctx.upload(sigma, ds);
+    gpu::dsm_batch(data.data(), di, di + batch, ds, input.data(), z.data(),
+                   gpu::ImageShape{int(batch), int(C), int(H), int(W)}, noise, ctx.stream());
   }
 
   /// The noisy group copies of B clean images behind the normality features
@@ -543,8 +537,8 @@ struct ops<cuda> {
   /// in[(g B + b)] = element g of (x_b + sigma z_b) for g < groups (group-major);
   /// in resized to B * groups images, z to B.
   template <class Aug>
-  static void noisy_copies(Context& ctx, const Aug& aug, const Tensor& clean, float sigma, const CounterRng& rng,
-                           std::size_t first_image, std::size_t groups, Tensor& in, Tensor& z) {
+  static void noisy_copies(Context& ctx, const Tensor& clean, std::size_t first_image, float sigma,
+                           const CounterRng& rng, std::size_t groups, const Aug& aug, Tensor& in, Tensor& z) {
     static_assert(gpu::has_device_action<Aug>,
                   "ops<cuda>::noisy_copies: this augmentation group has no device action (the CUDA backend "
                   "applies Identity, Rot4 and Dihedral8; specialise gpu::device_group for another group of "

@@ -6,7 +6,11 @@
  *  norms).
  *
  *  Everything a context launches runs in order on its stream; nothing waits for
- *  the device unless a function says so (a value read back to the host). One
+ *  the device unless a function says so (a value read back to the host). The
+ *  stream is a blocking one (cudaStreamDefault): what runs on the legacy default
+ *  stream, such as DeviceBuffer's synchronous copies and zero() behind
+ *  nn::ParameterStore (finalize, zero_grad, to_host, from_host) and the
+ *  optimisers' state, is ordered with the context's kernels, before and after. One
  *  context per thread: it is not thread-safe, and two threads with their own
  *  contexts never share a stream, a handle or a plan (nn::WorkspaceCache hands
  *  each inferring thread its own workspace, and with it its own context).
@@ -86,7 +90,8 @@ enum class Scratch : int {
 class Context {
  public:
   /// Creates the stream, the cuDNN handle and an empty plan cache; needs a usable GPU.
-  explicit Context(ConvOptions conv = {}) : conv_(conv, stream_.get()) {}
+  Context() : Context(ConvOptions{}) {}
+  explicit Context(ConvOptions conv) : conv_(conv, stream_.get()) {}
   Context(Context&&) = default;
   Context& operator=(Context&&) = default;
   Context(const Context&) = delete;
@@ -161,7 +166,7 @@ class Context {
   struct DeviceCheck {
     DeviceCheck() { require_device("gpu::Context"); }
   } check_;        // before anything touches the driver: a readable error without a GPU
-  Stream stream_;  // destroyed after everything that runs on it
+  Stream stream_{cudaStreamDefault};  // destroyed after everything that runs on it
   Convolution conv_;
   std::array<DeviceBuffer<std::byte>, std::size_t(Scratch::count_)> scratch_;
   std::array<Staging, 4> staging_;

@@ -5,9 +5,12 @@
 #include <scoreood/cuda.hpp>
 
 void build_batch(scoreood::gpu::Context& ctx, const scoreood::gpu::DeviceTensor4<float>& data,
-                 scoreood::gpu::DeviceDsmBatch& out) {
-  const std::vector<float> sigmas{1.0f, 0.1f};
-  scoreood::backend::ops<scoreood::backend::cuda>::make_dsm_batch(
-      ctx, data, sigmas, scoreood::augment::PatchPermutations(7, 7, 4), 8,
-      scoreood::score::DsmStreams::for_step(0, 0), out);
+                 scoreood::gpu::DeviceTensor4<float>& input, scoreood::gpu::DeviceTensor4<float>& noise) {
+  const std::vector<std::uint32_t> image{0, 1};
+  const std::vector<float> sigma{1.0f, 0.1f};
+  const std::vector<int> elements{0, 3};
+  scoreood::backend::ops<scoreood::backend::cuda>::dsm_inputs(
+      ctx, data, std::span<const std::uint32_t>(image), std::span<const float>(sigma),
+      std::span<const int>(elements), scoreood::augment::PatchPermutations(7, 7, 4), scoreood::CounterRng(0), input,
+      noise);
 }
