@@ -22,6 +22,7 @@
 #include <scoreood/cuda/conv.cuh>
 #include <scoreood/cuda/memory.cuh>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstring>

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <limits>
 #include <string>
+#include <utility>
 
 namespace scoreood::gpu {
 
@@ -39,8 +40,17 @@ class DeviceTensor4 {
   DeviceTensor4() = default;
   explicit DeviceTensor4(const Shape4& s) { resize(s); }
 
-  DeviceTensor4(DeviceTensor4&&) noexcept = default;
-  DeviceTensor4& operator=(DeviceTensor4&&) noexcept = default;
+  /// The moved-from tensor is left empty, shape [0, 0, 0, 0].
+  DeviceTensor4(DeviceTensor4&& o) noexcept
+      : buf_(std::move(o.buf_)), shape_(std::exchange(o.shape_, Shape4{})), size_(std::exchange(o.size_, 0)) {}
+  DeviceTensor4& operator=(DeviceTensor4&& o) noexcept {
+    if (this != &o) {
+      buf_ = std::move(o.buf_);
+      shape_ = std::exchange(o.shape_, Shape4{});
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
   DeviceTensor4(const DeviceTensor4&) = delete;
   DeviceTensor4& operator=(const DeviceTensor4&) = delete;
 
