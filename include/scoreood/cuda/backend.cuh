@@ -158,12 +158,14 @@ struct ops<cuda> {
     gpu::affine(x.data(), y.data(), x.size(), a, b, ctx.stream());
   }
 
-  /// An uploaded copy of host images in y (returned).
+  /// An uploaded copy of host images in y (returned). Waits for the copy: the tensor may then be
+  /// read from any context (a workspace's as well as the network's), and the host images change.
   static const Tensor& to_backend(Context& ctx, const Images& host, Tensor& y) {
     y.resize(shape_of(host));
     if (y.size())
       SCOREOOD_CUDA_CHECK(
           cudaMemcpyAsync(y.data(), host.data(), y.bytes(), cudaMemcpyHostToDevice, ctx.stream()));
+    ctx.synchronize();
     return y;
   }
 
