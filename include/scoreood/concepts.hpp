@@ -1,7 +1,8 @@
 /** @file concepts.hpp
  *  @brief The five policy contracts of ScoreOOD, in one place.
  *
- *  `ScoreNetwork`, `NoiseSchedule` and `Backend` are defined here;
+ *  `ScoreNetwork`, `NoiseSchedule` and `BackendOps` are defined here, `Backend` in
+ *  core/backend.hpp (the layers need it without the rest);
  *  `AugmentationGroup` and `DensityModel` are defined beside their policies
  *  (augment/group.hpp, density/density_model.hpp, where their batch helpers and
  *  docs live) and re-exported here, so `scoreood::concepts` names all five. */
@@ -22,11 +23,7 @@
 
 namespace scoreood::concepts {
 
-/// A backend tag: `backend::cpu` or `backend::cuda`, and nothing else by accident (a closed trait).
-template <class B>
-concept Backend = backend::is_backend<B> && requires {
-  { B::name } -> std::convertible_to<std::string_view>;
-};
+// concepts::Backend (a closed trait: backend::cpu, backend::cuda) is defined in core/backend.hpp.
 
 namespace detail {
 /// ops<B>::norm_cache<T> as an alias: GCC 12 rejects the type requirement
@@ -94,34 +91,45 @@ concept NoiseSchedule = requires(const S& s) {
   { s.sigmas() } -> std::same_as<std::vector<float>>;
 };
 
-/// A noise-conditional score network s(x, i).
+/// A noise-conditional score network s(x, i), on its backend (`backend_type`):
 ///  - `Config` with `channels`, `image_size`, `num_levels`; constructor `(Config, seed)`;
-///  - `forward(x, levels)` (training, keeps activations);
-///  - `infer(ws, x, levels, out) const` with a caller-owned `Workspace` (safe from several threads,
-///    each with its own), and `infer(x, levels, out) const` (nn/workspace.hpp);
-///  - `backward(d_score)` accumulating into `parameters()` (a flat ParameterStore);
+///  - `value_type` (float for the pipeline, whose images and noise are float; double networks
+///    serve the gradient tests), `Tensor` = backend::tensor_t<backend_type, value_type>;
+///  - `forward(x, levels)` (training, keeps activations) in `context()`, and `backward(d_score)`
+///    accumulating into `parameters()` (a flat ParameterStore in the backend's memory);
+///  - `infer(ws, x, levels, out) const` with a caller-owned `Workspace` (holding its own context;
+///    safe from several threads, each with its own), and `infer(x, levels, out) const`
+///    (nn/workspace.hpp);
 ///  - `save(ByteWriter&)` / `load(ByteReader&)` including the architecture.
 template <class N>
-concept ScoreNetwork = requires(N n, const N cn, const Tensor4<typename N::value_type>& x,
-                                Tensor4<typename N::value_type>& y, std::span<const int> levels, io::ByteWriter& w,
-                                io::ByteReader& r, typename N::Config cfg, typename N::Workspace& ws) {
-  requires Backend<typename N::backend_type>;
-  { N::name } -> std::convertible_to<std::string_view>;
-  { cn.config().channels } -> std::convertible_to<std::size_t>;
-  { cn.config().image_size } -> std::convertible_to<std::size_t>;
-  { cn.config().num_levels } -> std::convertible_to<std::size_t>;
-  { n.forward(x, levels) } -> std::same_as<const Tensor4<typename N::value_type>&>;
-  cn.infer(ws, x, levels, y);
-  cn.infer(x, levels, y);
-  n.backward(x);
-  { n.parameters() } -> std::same_as<nn::ParameterStore<typename N::value_type>&>;
-  { cn.parameter_count() } -> std::convertible_to<std::size_t>;
-  { cn.macs_per_image() } -> std::convertible_to<std::size_t>;
-  cn.save(w);
-  n.load(r);
-};
+concept ScoreNetwork =
+    Backend<typename N::backend_type> &&
+    std::same_as<typename N::Tensor, backend::tensor_t<typename N::backend_type, typename N::value_type>> &&
+    std::constructible_from<N, typename N::Config, std::uint64_t> &&
+    requires(N n, const N cn, const typename N::Tensor& x, typename N::Tensor& y, std::span<const int> levels,
+             io::ByteWriter& w, io::ByteReader& r, typename N::Workspace& ws) {
+      { N::name } -> std::convertible_to<std::string_view>;
+      { cn.config().channels } -> std::convertible_to<std::size_t>;
+      { cn.config().image_size } -> std::convertible_to<std::size_t>;
+      { cn.config().num_levels } -> std::convertible_to<std::size_t>;
+      { n.forward(x, levels) } -> std::same_as<const typename N::Tensor&>;
+      cn.infer(ws, x, levels, y);
+      cn.infer(x, levels, y);
+      n.backward(x);
+      { n.context() } -> std::same_as<backend::context_t<typename N::backend_type>&>;
+      { n.parameters() } -> std::same_as<nn::ParameterStore<typename N::value_type, typename N::backend_type>&>;
+      { cn.parameter_count() } -> std::convertible_to<std::size_t>;
+      { cn.macs_per_image() } -> std::convertible_to<std::size_t>;
+      cn.save(w);
+      n.load(r);
+    };
+
+/// A score network the pipeline (training, features, the detector) runs: float values.
+template <class N>
+concept FloatScoreNetwork = ScoreNetwork<N> && std::same_as<typename N::value_type, float>;
 
 using augment::AugmentationGroup;
+using augment::InvertibleGroup;
 using density::DensityModel;
 
 }  // namespace scoreood::concepts

@@ -47,7 +47,7 @@ namespace scoreood {
 /// @tparam Net     score network policy (carries its backend), e.g. nn::SmallUNet<backend::cpu>
 /// @tparam Aug     augmentation group: Identity (NCSN/MSMA), Rot4 (RotNCSN), Dihedral8, PatchPermutations
 /// @tparam Density density policy over normality vectors: density::Gmm, Gaussian, Knn
-template <concepts::ScoreNetwork Net = nn::SmallUNet<>, concepts::AugmentationGroup Aug = augment::Rot4,
+template <concepts::FloatScoreNetwork Net = nn::SmallUNet<>, concepts::AugmentationGroup Aug = augment::Rot4,
           concepts::DensityModel Density = density::Gmm>
 class ScoreOOD {
  public:

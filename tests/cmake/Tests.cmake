@@ -116,3 +116,25 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/examples/image_folder_ood.cpp)
             -DREADME=${PROJECT_SOURCE_DIR}/README.md -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/ReadmeSnippet.cmake)
   set_tests_properties(docs/readme_snippet_image_folder PROPERTIES LABELS docs TIMEOUT 30)
 endif()
+
+# ------------------------------------------------------------ 5. wrong policies do not compile
+# Each program in compile_fail/ composes a detector or network from a wrong policy; the
+# compiler must refuse it with a message that names the concept (concepts.hpp).
+get_target_property(_scoreood_eigen_inc Eigen3::Eigen INTERFACE_INCLUDE_DIRECTORIES)
+set(_scoreood_cf_flags "-std=c++20 -fopenmp -I${PROJECT_SOURCE_DIR}/include")
+foreach(dir IN LISTS _scoreood_eigen_inc)
+  string(APPEND _scoreood_cf_flags " -I${dir}")
+endforeach()
+foreach(case IN ITEMS "wrong_augmentation|satisfaction of [^ ]*AugmentationGroup<Aug>"
+                      "wrong_density|satisfaction of [^ ]*DensityModel<Density>"
+                      "wrong_network|satisfaction of [^ ]*ScoreNetwork<[A-Za-z]*>"
+                      "wrong_backend|satisfaction of [^ ]*Backend<B>")
+  string(REPLACE "|" ";" parts "${case}")
+  list(GET parts 0 name)
+  list(GET parts 1 expect)
+  add_test(NAME compile_fail/${name}
+    COMMAND ${CMAKE_COMMAND} -DCXX=${CMAKE_CXX_COMPILER} "-DFLAGS=${_scoreood_cf_flags}"
+            -DSOURCE=${CMAKE_CURRENT_SOURCE_DIR}/compile_fail/${name}.cpp -DEXPECT=${expect}
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/compile_fail/CompileFail.cmake)
+  set_tests_properties(compile_fail/${name} PROPERTIES LABELS cmake TIMEOUT 300)
+endforeach()

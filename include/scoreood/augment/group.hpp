@@ -22,23 +22,27 @@
 
 namespace scoreood::augment {
 
-/** An augmentation group policy must provide:
+/** An augmentation group policy must provide what training (Eq. 4) and the
+ *  features (Eq. 5) call:
  *  - `static constexpr std::string_view name`;
  *  - `size()`: the number of elements (element 0 is the identity);
  *  - `check_shape(C, H, W, k)`: throws ShapeError/ValueError if element k cannot act on C×H×W images;
- *  - `apply_image<T>(src, dst, C, H, W, k)`: element k on one contiguous image, dst != src, same shape;
- *  - `inverse_image<T>(src, dst, C, H, W, k)`: undoes element k;
+ *  - `apply_image(src, dst, C, H, W, k)` for float images: element k on one contiguous image,
+ *    dst != src, same shape.
+ *  InvertibleGroup adds what undoing an element needs (apply_inverse, inverse_each):
+ *  - `inverse_image(src, dst, C, H, W, k)`: undoes element k;
  *  - `inverse(k)`: the index of k's inverse element (a set that is not closed
  *    under inversion may throw ValueError; inverse_image always works). */
 template <class G>
-concept AugmentationGroup = requires(const G& g, const float* fs, float* fd, const double* ds, double* dd, std::size_t n) {
+concept AugmentationGroup = requires(const G& g, const float* fs, float* fd, std::size_t n) {
   { G::name } -> std::convertible_to<std::string_view>;
   { g.size() } -> std::convertible_to<std::size_t>;
   g.check_shape(n, n, n, n);
   g.apply_image(fs, fd, n, n, n, n);
+};
+template <class G>
+concept InvertibleGroup = AugmentationGroup<G> && requires(const G& g, const float* fs, float* fd, std::size_t n) {
   g.inverse_image(fs, fd, n, n, n, n);
-  g.apply_image(ds, dd, n, n, n, n);
-  g.inverse_image(ds, dd, n, n, n, n);
   { g.inverse(n) } -> std::convertible_to<std::size_t>;
 };
 
@@ -53,9 +57,8 @@ void check_element(const G& g, std::size_t C, std::size_t H, std::size_t W, long
 }
 
 /// y[i] = g_{k(i)}(x[i]) (or the inverse), after validating every k(i).
-template <class G, class T, class KOf>
-void run_batch(const G& g, const Tensor4<T>& x, std::size_t count_k, KOf k_of, bool inverse, Tensor4<T>& y,
-               std::string_view who) {
+template <bool Inverse, class G, class T, class KOf>
+void run_batch(const G& g, const Tensor4<T>& x, std::size_t count_k, KOf k_of, Tensor4<T>& y, std::string_view who) {
   const auto s = shape_of(x);
   const std::size_t N = s[0], C = s[1], H = s[2], W = s[3];
   std::vector<char> seen(g.size(), 0);
@@ -67,7 +70,7 @@ void run_batch(const G& g, const Tensor4<T>& x, std::size_t count_k, KOf k_of, b
   }
   if (&x == &y) {  // in place: work on a copy of the input
     const Tensor4<T> tmp = x;
-    run_batch(g, tmp, count_k, k_of, inverse, y, who);
+    run_batch<Inverse>(g, tmp, count_k, k_of, y, who);
     return;
   }
   if (shape_of(y) != s) y.resize({N, C, H, W});
@@ -81,7 +84,7 @@ void run_batch(const G& g, const Tensor4<T>& x, std::size_t count_k, KOf k_of, b
     const auto k = static_cast<std::size_t>(k_of(static_cast<std::size_t>(i)));
     const T* a = src + static_cast<std::size_t>(i) * img;
     T* b = dst + static_cast<std::size_t>(i) * img;
-    if (inverse) g.inverse_image(a, b, C, H, W, k);
+    if constexpr (Inverse) g.inverse_image(a, b, C, H, W, k);
     else g.apply_image(a, b, C, H, W, k);
   }
 }
@@ -91,13 +94,13 @@ void run_batch(const G& g, const Tensor4<T>& x, std::size_t count_k, KOf k_of, b
 /// y = g_k(x) for every sample (same element k for all). y is resized as needed; &y == &x is allowed.
 template <AugmentationGroup G, class T>
 void apply(const G& g, const Tensor4<T>& x, std::size_t k, Tensor4<T>& y) {
-  detail::run_batch(g, x, 1, [k](std::size_t) { return static_cast<long long>(k); }, false, y, "augment::apply");
+  detail::run_batch<false>(g, x, 1, [k](std::size_t) { return static_cast<long long>(k); }, y, "augment::apply");
 }
 
 /// y = g_k^{-1}(x) for every sample.
-template <AugmentationGroup G, class T>
+template <InvertibleGroup G, class T>
 void apply_inverse(const G& g, const Tensor4<T>& x, std::size_t k, Tensor4<T>& y) {
-  detail::run_batch(g, x, 1, [k](std::size_t) { return static_cast<long long>(k); }, true, y, "augment::apply_inverse");
+  detail::run_batch<true>(g, x, 1, [k](std::size_t) { return static_cast<long long>(k); }, y, "augment::apply_inverse");
 }
 
 /// y[i] = g_{ks[i]}(x[i]): one element per sample (ks.size() == N).
@@ -106,18 +109,18 @@ void apply_each(const G& g, const Tensor4<T>& x, std::span<const int> ks, Tensor
   if (ks.size() != x.shape()[0])
     throw ShapeError("augment::apply_each: " + std::to_string(ks.size()) + " element indices for " +
                      std::to_string(x.shape()[0]) + " images");
-  detail::run_batch(g, x, ks.size(), [ks](std::size_t i) { return static_cast<long long>(ks[i]); }, false, y,
-                    "augment::apply_each");
+  detail::run_batch<false>(g, x, ks.size(), [ks](std::size_t i) { return static_cast<long long>(ks[i]); }, y,
+                           "augment::apply_each");
 }
 
 /// y[i] = g_{ks[i]}^{-1}(x[i]): undoes apply_each with the same ks.
-template <AugmentationGroup G, class T>
+template <InvertibleGroup G, class T>
 void inverse_each(const G& g, const Tensor4<T>& x, std::span<const int> ks, Tensor4<T>& y) {
   if (ks.size() != x.shape()[0])
     throw ShapeError("augment::inverse_each: " + std::to_string(ks.size()) + " element indices for " +
                      std::to_string(x.shape()[0]) + " images");
-  detail::run_batch(g, x, ks.size(), [ks](std::size_t i) { return static_cast<long long>(ks[i]); }, true, y,
-                    "augment::inverse_each");
+  detail::run_batch<true>(g, x, ks.size(), [ks](std::size_t i) { return static_cast<long long>(ks[i]); }, y,
+                          "augment::inverse_each");
 }
 
 /// n element indices drawn uniformly from the group, ks[i] from counter i of

@@ -11,7 +11,7 @@
  *    - ops<B>:      static functions, each taking the context first, listed by
  *                   concepts::BackendOps (concepts.hpp). Parameters are raw
  *                   pointers into a ParameterStore<T, B>, tensors are tensor_t<B, T>.
- *  The CPU specialisations live in cpu/backend.hpp, the CUDA ones in
+ *  traits<cpu> is below; ops<cpu> lives in cpu/backend.hpp, the CUDA ones in
  *  cuda/backend.cuh (compiled by nvcc only). This header names no kernel. A
  *  third backend is a third pair of specialisations: the networks do not change.
  *
@@ -20,9 +20,11 @@
 #pragma once
 #include <scoreood/core/tensor.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace scoreood::backend {
 
@@ -43,12 +45,34 @@ inline constexpr bool is_backend<cpu> = true;
 template <>
 inline constexpr bool is_backend<cuda> = true;
 
+}  // namespace scoreood::backend
+
+namespace scoreood::concepts {
+/// A backend tag: `backend::cpu` or `backend::cuda`, and nothing else by accident (a closed trait).
+template <class B>
+concept Backend = backend::is_backend<B> && requires {
+  { B::name } -> std::convertible_to<std::string_view>;
+};
+}  // namespace scoreood::concepts
+
+namespace scoreood::backend {
+
 /// Storage and context of a backend (specialised in cpu/backend.hpp, cuda/backend.cuh).
 template <class B>
 struct traits;
 /// The operations of a backend (specialised beside traits).
 template <class B>
 struct ops;
+
+/// The CPU's: host tensors and arrays, and an empty context (its scratch is per thread, cpu/threading.hpp).
+template <>
+struct traits<cpu> {
+  template <class T>
+  using tensor = Tensor4<T>;
+  template <class T>
+  using storage = std::vector<T>;
+  struct context {};
+};
 
 template <class B, class T>
 using tensor_t = typename traits<B>::template tensor<T>;

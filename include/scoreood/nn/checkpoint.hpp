@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace scoreood::nn {
@@ -35,9 +36,16 @@ inline std::string shape_str(const std::vector<std::size_t>& s) {
 }  // namespace detail
 
 /// Appends every tensor of `store` (name, shape, values) to `w`.
-template <class T>
-void save_parameters(io::ByteWriter& w, const ParameterStore<T>& store) {
+template <class T, class B>
+void save_parameters(io::ByteWriter& w, const ParameterStore<T, B>& store) {
   static_assert(sizeof(T) == 4 || sizeof(T) == 8, "parameters are float or double");
+  // On the CPU the values themselves; elsewhere one download of the whole store.
+  std::vector<T> copy;
+  const T* values = store.value_data();
+  if constexpr (!std::is_same_v<B, backend::cpu>) {
+    copy = store.to_host();
+    values = copy.data();
+  }
   w.put_string("params");
   w.put<std::uint32_t>(sizeof(T));
   w.put<std::uint64_t>(store.entries().size());
@@ -45,15 +53,15 @@ void save_parameters(io::ByteWriter& w, const ParameterStore<T>& store) {
     w.put_string(e.name);
     w.put<std::uint32_t>(static_cast<std::uint32_t>(e.shape.size()));
     for (auto d : e.shape) w.put<std::uint64_t>(d);
-    w.put_array(std::span<const T>(store.value_data() + e.offset, e.size));
+    w.put_array(std::span<const T>(values + e.offset, e.size));
   }
 }
 
 /// Reads what save_parameters wrote into `store`, whose tensors (names,
 /// order, shapes) must match the file's exactly. Throws FormatError naming the
 /// source and the first mismatching tensor; the store is untouched on error.
-template <class T>
-void load_parameters(io::ByteReader& r, ParameterStore<T>& store) {
+template <class T, class B>
+void load_parameters(io::ByteReader& r, ParameterStore<T, B>& store) {
   const std::string tag = r.get_string(64);
   r.expect(tag == "params", "expected a parameter block, found '" + tag + "'");
   const auto width = r.get<std::uint32_t>();
@@ -97,12 +105,12 @@ void load_parameters(io::ByteReader& r, ParameterStore<T>& store) {
     r.fail("architecture mismatch: file has " + std::to_string(count) + " parameter tensors, the network " +
            std::to_string(entries.size()) + " (first extra: " + extra + ")");
   }
-  std::copy(staged.begin(), staged.end(), store.value_data());
+  store.from_host(staged);
 }
 
 /// Writes a file holding only the parameters (container kind `kind`).
-template <class T>
-void save_parameters_file(const std::filesystem::path& path, const ParameterStore<T>& store,
+template <class T, class B>
+void save_parameters_file(const std::filesystem::path& path, const ParameterStore<T, B>& store,
                           std::string_view kind = "scoreood.parameters") {
   io::ByteWriter w;
   save_parameters(w, store);
@@ -110,8 +118,8 @@ void save_parameters_file(const std::filesystem::path& path, const ParameterStor
 }
 
 /// Loads a file written by save_parameters_file into a store of the same architecture.
-template <class T>
-void load_parameters_file(const std::filesystem::path& path, ParameterStore<T>& store,
+template <class T, class B>
+void load_parameters_file(const std::filesystem::path& path, ParameterStore<T, B>& store,
                           std::string_view kind = "scoreood.parameters") {
   const std::vector<char> body = io::load_container(path, kind);
   io::ByteReader r(body, path.string());

@@ -10,9 +10,12 @@
  *  is a counter-based function of (seed, step, sample), so a batch is the same
  *  at any thread count and after resuming. */
 #pragma once
+#include <scoreood/concepts.hpp>
+#include <scoreood/core/backend.hpp>
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
 #include <scoreood/core/tensor.hpp>
+#include <scoreood/cpu/backend.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -21,14 +24,18 @@
 
 namespace scoreood::score {
 
-/// One training batch: what the network sees and what the loss needs.
-struct DsmBatch {
-  Images input;              ///< r_b(x~_b): the network's input
-  Images noise;              ///< z_b (un-transformed)
-  std::vector<int> levels;   ///< i_b
-  std::vector<int> elements; ///< r_b (index into the group)
-  std::vector<float> sigma;  ///< sigma_{i_b}
+/// One training batch: what the network sees and what the loss needs, the images in the
+/// memory of backend B (the per-sample scalars on the host, where the layers read them).
+template <class B>
+struct DsmBatchOn {
+  backend::tensor_t<B, float> input;  ///< r_b(x~_b): the network's input
+  backend::tensor_t<B, float> noise;  ///< z_b (un-transformed)
+  std::vector<int> levels;            ///< i_b
+  std::vector<int> elements;          ///< r_b (index into the group)
+  std::vector<float> sigma;           ///< sigma_{i_b}
+  std::vector<std::uint32_t> images;  ///< n_b, the training image sampled
 };
+using DsmBatch = DsmBatchOn<backend::cpu>;
 
 /// Random streams of one training step (substreams of the run's seed).
 struct DsmStreams {
@@ -39,71 +46,53 @@ struct DsmStreams {
   }
 };
 
-/// Builds the batch for `step`: samples B images of `data` (with replacement),
-/// levels, noise and group elements, and applies the group to the noisy input.
-template <class Aug>
-void make_dsm_batch(const Images& data, std::span<const float> sigmas, const Aug& aug, std::size_t batch,
-                    const DsmStreams& rng, DsmBatch& out) {
-  const std::size_t N = data.shape()[0], C = data.shape()[1], H = data.shape()[2], W = data.shape()[3];
-  const std::size_t P = C * H * W;
+/// Builds the batch for `step`: samples B images of `data` (with replacement, already in the
+/// backend's memory), levels, noise and group elements, and applies the group to the noisy input.
+template <concepts::Backend B, concepts::AugmentationGroup Aug>
+void make_dsm_batch(backend::context_t<B>& ctx, const backend::tensor_t<B, float>& data,
+                    std::span<const float> sigmas, const Aug& aug, std::size_t batch, const DsmStreams& rng,
+                    DsmBatchOn<B>& out) {
+  const Shape4 ds = shape_of(data);
+  const std::size_t N = ds[0], C = ds[1], H = ds[2], W = ds[3];
   if (N == 0) throw ValueError("DSM: the training set is empty");
   if (sigmas.empty()) throw ValueError("DSM: no noise levels");
+  const std::size_t G = aug.size();
+  for (std::size_t k = 0; k < G; ++k) aug.check_shape(C, H, W, k);  // throw here, never inside a parallel loop
   const Shape4 shape{batch, C, H, W};
-  if (shape_of(out.input) != shape) out.input.resize(shape);
-  if (shape_of(out.noise) != shape) out.noise.resize(shape);
+  backend::ops<B>::resize(out.input, shape);
+  backend::ops<B>::resize(out.noise, shape);
   out.levels.resize(batch);
   out.elements.resize(batch);
   out.sigma.resize(batch);
-  const std::size_t G = aug.size();
-  for (std::size_t k = 0; k < G; ++k) aug.check_shape(C, H, W, k);  // throw here, never inside the parallel loop
-#pragma omp parallel
-  {
-    std::vector<float> noisy(P);
-#pragma omp for schedule(static)
-    for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(batch); ++bi) {
-      const std::size_t b = std::size_t(bi);
-      const std::size_t n = rng.images.uniform_int(b, std::uint32_t(N));
-      const int level = int(rng.levels.uniform_int(b, std::uint32_t(sigmas.size())));
-      const int element = int(rng.elements.uniform_int(b, std::uint32_t(G)));
-      const float s = sigmas[std::size_t(level)];
-      out.levels[b] = level;
-      out.elements[b] = element;
-      out.sigma[b] = s;
-      const float* x = data.data() + n * P;
-      float* z = out.noise.data() + b * P;
-      for (std::size_t p = 0; p < P; ++p) {
-        z[p] = rng.noise.normal(b * P + p);
-        noisy[p] = x[p] + s * z[p];
-      }
-      aug.apply_image(noisy.data(), out.input.data() + b * P, C, H, W, std::size_t(element));
-    }
+  out.images.resize(batch);
+  for (std::size_t b = 0; b < batch; ++b) {
+    out.images[b] = rng.images.uniform_int(b, std::uint32_t(N));
+    out.levels[b] = int(rng.levels.uniform_int(b, std::uint32_t(sigmas.size())));
+    out.elements[b] = int(rng.elements.uniform_int(b, std::uint32_t(G)));
+    out.sigma[b] = sigmas[std::size_t(out.levels[b])];
   }
+  backend::ops<B>::dsm_inputs(ctx, data, std::span<const std::uint32_t>(out.images), std::span<const float>(out.sigma),
+                              std::span<const int>(out.elements), aug, rng.noise, out.input, out.noise);
+}
+/// The same for host images on the CPU.
+template <concepts::AugmentationGroup Aug>
+void make_dsm_batch(const Images& data, std::span<const float> sigmas, const Aug& aug, std::size_t batch,
+                    const DsmStreams& rng, DsmBatch& out) {
+  make_dsm_batch<backend::cpu>(cpu_context(), data, sigmas, aug, batch, rng, out);
 }
 
 /// Mean over the batch of 0.5 || sigma_b s_b + z_b ||^2; writes dLoss/ds into `grad`.
+template <class T, class B = backend::cpu>
+double dsm_loss(backend::context_t<B>& ctx, const backend::tensor_t<B, T>& s, const backend::tensor_t<B, T>& z,
+                std::span<const float> sigma, backend::tensor_t<B, T>& grad) {
+  if (shape_of(s) != shape_of(z)) throw ShapeError("dsm_loss: score " + to_string(shape_of(s)) + " vs noise " + to_string(shape_of(z)));
+  if (sigma.size() != shape_of(s)[0]) throw ShapeError("dsm_loss: one sigma per sample needed");
+  backend::ops<B>::resize(grad, shape_of(s));
+  return backend::ops<B>::dsm_loss(ctx, s, z, sigma, grad);
+}
 template <class T>
 double dsm_loss(const Tensor4<T>& s, const Tensor4<T>& z, std::span<const float> sigma, Tensor4<T>& grad) {
-  if (shape_of(s) != shape_of(z)) throw ShapeError("dsm_loss: score " + to_string(shape_of(s)) + " vs noise " + to_string(shape_of(z)));
-  const std::size_t B = s.shape()[0], P = s.size() / std::max<std::size_t>(B, 1);
-  if (sigma.size() != B) throw ShapeError("dsm_loss: one sigma per sample needed");
-  if (shape_of(grad) != shape_of(s)) grad.resize(shape_of(s));
-  double total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static)
-  for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
-    const std::size_t b = std::size_t(bi);
-    const T sg = T(sigma[b]);
-    const T* sp = s.data() + b * P;
-    const T* zp = z.data() + b * P;
-    T* gp = grad.data() + b * P;
-    double acc = 0;
-    for (std::size_t p = 0; p < P; ++p) {
-      const T r = sg * sp[p] + zp[p];
-      acc += double(r) * double(r);
-      gp[p] = sg * r / T(B);
-    }
-    total += 0.5 * acc;
-  }
-  return total / double(B);
+  return dsm_loss<T, backend::cpu>(cpu_context(), s, z, sigma, grad);
 }
 
 }  // namespace scoreood::score

@@ -16,9 +16,12 @@
  *  is a counter-based function of (seed, n, level, draw): vectors do not
  *  depend on the batch size or on which other images are in the batch. */
 #pragma once
+#include <scoreood/concepts.hpp>
+#include <scoreood/core/backend.hpp>
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
 #include <scoreood/core/tensor.hpp>
+#include <scoreood/cpu/backend.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -92,15 +95,18 @@ struct NormalityOptions {
 namespace detail {
 
 /// The network passes behind the normality vectors and the anomaly maps, batch by
-/// batch and level by level, with the noise both must share:
-///   clean(n0, B, i, s)            when `want_clean`: s = s(x, i) for images n0 .. n0+B-1;
-///   noisy(n0, B, i, d, z, s)      for draw d of `groups` group elements (0 = identity): z holds
-///                                 the B noise images, s the B*groups scores, group-major.
-/// Checks the inputs and reports progress; the callbacks see float buffers of C*H*W per image.
+/// batch and level by level, with the noise both must share, in the network's backend:
+///   clean(ctx, n0, B, i, s)            when `want_clean`: s = s(x, i) for images n0 .. n0+B-1;
+///   noisy(ctx, n0, B, i, d, z, s)      for draw d of `groups` group elements (0 = identity): z holds
+///                                      the B noise images, s the B*groups scores, group-major.
+/// Each clean batch goes to the backend once; only what the callbacks reduce comes back.
+/// Checks the inputs and reports progress.
 template <class Net, class Aug, class Clean, class Noisy>
 void network_passes(const Net& net, const Aug& aug, std::span<const float> sigmas, const Images& images,
                     const NormalityOptions& opt, bool want_clean, std::size_t groups, Clean&& clean, Noisy&& noisy,
                     const char* what) {
+  using B = typename Net::backend_type;
+  using Ops = backend::ops<B>;
   const auto& cfg = net.config();
   const std::size_t N = images.shape()[0], C = images.shape()[1], H = images.shape()[2], W = images.shape()[3];
   const std::size_t P = C * H * W, L = sigmas.size();
@@ -112,61 +118,48 @@ void network_passes(const Net& net, const Aug& aug, std::span<const float> sigma
   if (L != cfg.num_levels)
     throw ValueError(std::string(what) + ": schedule and network disagree on the number of levels");
   if (opt.draws == 0 || opt.batch == 0) throw ValueError(std::string(what) + ": draws and batch must be positive");
-  for (std::size_t k = 0; k < groups; ++k) aug.check_shape(C, H, W, k);  // throw here, never inside the parallel loop
+  for (std::size_t k = 0; k < groups; ++k) aug.check_shape(C, H, W, k);  // throw here, never inside a parallel loop
 
-  Images in, s;
+  typename Net::Workspace ws;  // this call's own scratch and context: several threads may run it at once
+  auto& ctx = ws.ctx;
+  Images host_batch;
+  typename Net::Tensor staging, in, s, z;
   std::vector<int> levels;
-  std::vector<float> z;
-  typename Net::Workspace ws;  // this call's own scratch: several threads may run it at once
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   std::size_t last_report = 0;
 
   for (std::size_t n0 = 0; n0 < N; n0 += opt.batch) {
-    const std::size_t B = std::min(opt.batch, N - n0);
-    const float* x = images.data() + n0 * P;
+    const std::size_t Bn = std::min(opt.batch, N - n0);
+    host_batch.resize({Bn, C, H, W});
+    std::copy(images.data() + n0 * P, images.data() + (n0 + Bn) * P, host_batch.data());
+    const auto& x = Ops::to_backend(ctx, host_batch, staging);  // the CPU: host_batch itself
     for (std::size_t i = 0; i < L; ++i) {
       const float sg = sigmas[i];
       if (want_clean) {
-        in.resize({B, C, H, W});
-        std::copy(x, x + B * P, in.data());
-        levels.assign(B, int(i));
-        net.infer(ws, in, levels, s);
-        clean(n0, B, i, std::as_const(s));
+        levels.assign(Bn, int(i));
+        net.infer(ws, x, levels, s);
+        clean(ctx, n0, Bn, i, std::as_const(s));
       }
       if (groups == 0) continue;
       for (std::size_t d = 0; d < opt.draws; ++d) {
         const CounterRng rng = CounterRng(opt.seed, 0x4E0).substream(d * L + i);
-        in.resize({B * groups, C, H, W});
-        levels.assign(B * groups, int(i));
-        z.resize(B * P);
-#pragma omp parallel
-        {
-          std::vector<float> noisy_image(P);
-#pragma omp for schedule(static)
-          for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
-            const std::size_t b = std::size_t(bi);
-            const std::size_t n = n0 + b;
-            for (std::size_t p = 0; p < P; ++p) {
-              z[b * P + p] = rng.normal(n * P + p);
-              noisy_image[p] = x[b * P + p] + sg * z[b * P + p];
-            }
-            for (std::size_t g = 0; g < groups; ++g)
-              aug.apply_image(noisy_image.data(), in.data() + (g * B + b) * P, C, H, W, g);
-          }
-        }
+        Ops::resize(in, Shape4{Bn * groups, C, H, W});
+        Ops::resize(z, Shape4{Bn, C, H, W});
+        Ops::noisy_copies(ctx, x, n0, sg, rng, groups, aug, in, z);
+        levels.assign(Bn * groups, int(i));
         net.infer(ws, in, levels, s);
-        noisy(n0, B, i, d, std::as_const(z), std::as_const(s));
+        noisy(ctx, n0, Bn, i, d, std::as_const(z), std::as_const(s));
       }
     }
-    if (opt.progress && (n0 + B == N || n0 + B - last_report >= 1000)) {
-      last_report = n0 + B;
+    if (opt.progress && (n0 + Bn == N || n0 + Bn - last_report >= 1000)) {
+      last_report = n0 + Bn;
       const double secs = std::chrono::duration<double>(clock::now() - t0).count();
-      const double rate = double(n0 + B) / std::max(secs, 1e-9);
-      *opt.progress << "  " << what << ' ' << opt.label << (opt.label.empty() ? "" : " ") << n0 + B << '/' << N
+      const double rate = double(n0 + Bn) / std::max(secs, 1e-9);
+      *opt.progress << "  " << what << ' ' << opt.label << (opt.label.empty() ? "" : " ") << n0 + Bn << '/' << N
                     << "  " << int(rate) << " img/s";
-      if (n0 + B < N) {
-        const int eta = int(double(N - n0 - B) / std::max(rate, 1e-9));
+      if (n0 + Bn < N) {
+        const int eta = int(double(N - n0 - Bn) / std::max(rate, 1e-9));
         *opt.progress << "  ETA " << eta / 60 << 'm' << (eta % 60 < 10 ? "0" : "") << eta % 60 << 's';
       }
       *opt.progress << std::endl;
@@ -177,44 +170,30 @@ void network_passes(const Net& net, const Aug& aug, std::span<const float> sigma
 }  // namespace detail
 
 /// N x D normality vectors of `images` (D = features.dims(L, |G|)), in double.
-template <class Net, class Aug>
+template <concepts::FloatScoreNetwork Net, concepts::AugmentationGroup Aug>
 Matrix<double> normality(const Net& net, const Aug& aug, std::span<const float> sigmas, const Images& images,
                          const NormalityOptions& opt) {
-  const std::size_t N = images.shape()[0], P = images.size() / std::max<std::size_t>(N, 1);
+  const std::size_t N = images.shape()[0];
   const std::size_t L = sigmas.size(), G = aug.size();
   const FeatureSet& f = opt.features;
   if (!f.any()) throw ValueError("normality: no feature selected");
   // Group terms needed: all of them for rot/per-element, the identity alone for rec.
   const std::size_t groups = (f.rot || f.per_element) ? G : (f.rec ? 1 : 0);
   std::vector<double> elem(N * L * G, 0.0), msma(N * L, 0.0);
+  std::vector<double> norms(std::max<std::size_t>(groups, 1) * std::min(opt.batch, N));  // one batch's norms
 
   detail::network_passes(
       net, aug, sigmas, images, opt, f.msma, groups,
-      [&](std::size_t n0, std::size_t B, std::size_t i, const Images& s) {
-        const float sg = sigmas[i];
-        for (std::size_t b = 0; b < B; ++b) {
-          double acc = 0;
-          const float* sp = s.data() + b * P;
-          for (std::size_t p = 0; p < P; ++p) acc += double(sg * sp[p]) * double(sg * sp[p]);
-          msma[(n0 + b) * L + i] = std::sqrt(acc);
-        }
+      [&](auto& ctx, std::size_t n0, std::size_t B, std::size_t i, const auto& s) {
+        backend::ops<typename Net::backend_type>::scaled_norms(ctx, s, sigmas[i], std::span<double>(norms).first(B));
+        for (std::size_t b = 0; b < B; ++b) msma[(n0 + b) * L + i] = norms[b];
       },
-      [&](std::size_t n0, std::size_t B, std::size_t i, std::size_t, const std::vector<float>& z, const Images& s) {
+      [&](auto& ctx, std::size_t n0, std::size_t B, std::size_t i, std::size_t, const auto& z, const auto& s) {
         // || s + (x~ - x)/sigma^2 || = || s + z/sigma ||
-        const float inv = 1.0f / sigmas[i];
-#pragma omp parallel for collapse(2) schedule(static)
-        for (std::ptrdiff_t gi = 0; gi < std::ptrdiff_t(groups); ++gi)
-          for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
-            const std::size_t g = std::size_t(gi), b = std::size_t(bi);
-            const float* sp = s.data() + (g * B + b) * P;
-            const float* zp = z.data() + b * P;
-            double acc = 0;
-            for (std::size_t p = 0; p < P; ++p) {
-              const double r = double(sp[p]) + double(zp[p]) * inv;
-              acc += r * r;
-            }
-            elem[((n0 + b) * L + i) * G + g] += std::sqrt(acc) / double(opt.draws);
-          }
+        const std::span<double> r = std::span<double>(norms).first(groups * B);
+        backend::ops<typename Net::backend_type>::residual_norms(ctx, s, z, sigmas[i], groups, r);
+        for (std::size_t g = 0; g < groups; ++g)
+          for (std::size_t b = 0; b < B; ++b) elem[((n0 + b) * L + i) * G + g] += r[g * B + b] / double(opt.draws);
       },
       "normality");
 
@@ -253,11 +232,11 @@ enum class MapWeighting {
 /// their noise (the same seed, draws and images), so a map shows where an image's normality
 /// vector comes from. The network predicts the un-transformed noise, so every residual is
 /// already in the image's frame: no inverse transform is needed.
-template <class Net, class Aug>
+template <concepts::FloatScoreNetwork Net, concepts::AugmentationGroup Aug>
 Images anomaly_maps(const Net& net, const Aug& aug, std::span<const float> sigmas, const Images& images,
                     const NormalityOptions& opt, MapWeighting weighting = MapWeighting::sigma2) {
-  const std::size_t N = images.shape()[0], C = images.shape()[1], H = images.shape()[2], W = images.shape()[3];
-  const std::size_t HW = H * W, P = C * HW;
+  const std::size_t N = images.shape()[0], H = images.shape()[2], W = images.shape()[3];
+  const std::size_t HW = H * W;
   const FeatureSet& f = opt.features;
   if (!f.any()) throw ValueError("anomaly_maps: no feature selected");
   const std::size_t groups = (f.rot || f.per_element) ? aug.size() : (f.rec ? 1 : 0);
@@ -266,37 +245,15 @@ Images anomaly_maps(const Net& net, const Aug& aug, std::span<const float> sigma
 
   detail::network_passes(
       net, aug, sigmas, images, opt, f.msma, groups,
-      [&](std::size_t n0, std::size_t B, std::size_t i, const Images& s) {
-        const double sg = sigmas[i];
-#pragma omp parallel for schedule(static)
-        for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
-          const std::size_t b = std::size_t(bi);
-          const float* sp = s.data() + b * P;
-          double* m = acc.data() + (n0 + b) * HW;
-          for (std::size_t c = 0; c < C; ++c)
-            for (std::size_t p = 0; p < HW; ++p) {
-              const double v = sg * double(sp[c * HW + p]);
-              m[p] += v * v;
-            }
-        }
+      [&](auto& ctx, std::size_t n0, std::size_t B, std::size_t i, const auto& s) {
+        backend::ops<typename Net::backend_type>::clean_map_add(ctx, s, sigmas[i],
+                                                                 std::span<double>(acc).subspan(n0 * HW, B * HW));
       },
-      [&](std::size_t n0, std::size_t B, std::size_t i, std::size_t, const std::vector<float>& z, const Images& s) {
-        const double sg = sigmas[i], inv = 1.0 / sg;
+      [&](auto& ctx, std::size_t n0, std::size_t B, std::size_t i, std::size_t, const auto& z, const auto& s) {
+        const double sg = sigmas[i];
         const double w = (weighting == MapWeighting::sigma2 ? sg * sg : 1.0) / double(opt.draws);
-#pragma omp parallel for schedule(static)
-        for (std::ptrdiff_t bi = 0; bi < std::ptrdiff_t(B); ++bi) {
-          const std::size_t b = std::size_t(bi);
-          const float* zp = z.data() + b * P;
-          double* m = acc.data() + (n0 + b) * HW;
-          for (std::size_t g = 0; g < groups; ++g) {
-            const float* sp = s.data() + (g * B + b) * P;
-            for (std::size_t c = 0; c < C; ++c)
-              for (std::size_t p = 0; p < HW; ++p) {
-                const double r = double(sp[c * HW + p]) + double(zp[c * HW + p]) * inv;
-                m[p] += w * r * r;
-              }
-          }
-        }
+        backend::ops<typename Net::backend_type>::residual_map_add(ctx, s, z, sigmas[i], groups, w,
+                                                                    std::span<double>(acc).subspan(n0 * HW, B * HW));
       },
       "anomaly map");
   std::transform(acc.begin(), acc.end(), maps.data(), [](double v) { return float(v); });

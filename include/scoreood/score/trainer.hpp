@@ -10,6 +10,7 @@
  *  update, naming the step and the last checkpoint written; the network keeps
  *  the weights of the last good step and no checkpoint holds a diverged state. */
 #pragma once
+#include <scoreood/concepts.hpp>
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/serialization.hpp>
 #include <scoreood/core/tensor.hpp>
@@ -28,6 +29,7 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace scoreood::score {
@@ -75,10 +77,11 @@ inline TrainStateInfo read_train_state_info(const std::filesystem::path& path) {
   return t;
 }
 
-template <class Net, class Aug>
+template <concepts::FloatScoreNetwork Net, concepts::AugmentationGroup Aug>
 class Trainer {
  public:
   using T = typename Net::value_type;
+  using B = typename Net::backend_type;
   static constexpr std::string_view kind = "scoreood-train-state";
 
   Trainer(Net& net, Aug aug, std::vector<float> sigmas, TrainOptions opt = {})
@@ -95,17 +98,19 @@ class Trainer {
 
   /// One optimisation step on a batch drawn from `data`; returns the loss.
   double train_step(const Images& data) {
-    make_dsm_batch(data, sigmas_, aug_, opt_.batch, DsmStreams::for_step(opt_.seed, step_), batch_);
+    auto& ctx = net_->context();
+    make_dsm_batch<B>(ctx, on_backend(data), sigmas_, aug_, opt_.batch, DsmStreams::for_step(opt_.seed, step_),
+                      batch_);
     net_->parameters().zero_grad();
     const auto& s = net_->forward(batch_.input, batch_.levels);
-    const double loss = dsm_loss(s, batch_.noise, batch_.sigma, grad_);
+    const double loss = dsm_loss<T, B>(ctx, s, batch_.noise, batch_.sigma, grad_);
     if (!std::isfinite(loss)) diverged("the loss is " + std::to_string(loss));
     net_->backward(grad_);
     // Checked before the update, so the weights stay those of the last good step.
-    if (const double g = nn::grad_norm(net_->parameters()); !std::isfinite(g))
+    if (const double g = nn::grad_norm(ctx, net_->parameters()); !std::isfinite(g))
       diverged("the gradient norm is " + std::to_string(g) + " at a loss of " + std::to_string(loss));
-    adam_.step();
-    if (ema_) ema_->update(net_->parameters());
+    adam_.step(ctx);
+    if (ema_) ema_->update(ctx, net_->parameters());
     ++step_;
     return loss;
   }
@@ -151,7 +156,7 @@ class Trainer {
     // The state keeps the raw weights (what Adam's moments belong to) so a
     // resume is exact; only then does the network take the averaged weights.
     if (!opt_.checkpoint.empty()) checkpoint();
-    if (ema_) ema_->copy_to(net_->parameters());
+    if (ema_) ema_->copy_to(net_->context(), net_->parameters());
     TrainResult r;
     r.steps = step_ - start;
     r.total_steps = step_;
@@ -196,7 +201,7 @@ class Trainer {
                " (resume with the state's architecture)");
     }
     net_->load(r);
-    adam_ = nn::Adam<T>(net_->parameters(), make_adam_options(opt_));
+    adam_ = nn::Adam<T, B>(net_->parameters(), make_adam_options(opt_));
     adam_.load(r);
     if (r.get<std::uint8_t>()) {
       ema_.emplace(net_->parameters(), opt_.ema > 0 ? opt_.ema : 0.999);
@@ -228,6 +233,21 @@ class Trainer {
                 "; lower the learning rate or enable gradient clipping");
   }
 
+  /// The training set in the backend's memory: the images themselves on the CPU; elsewhere
+  /// uploaded once per set (the set must not change between steps of a run).
+  const backend::tensor_t<B, float>& on_backend(const Images& data) {
+    if constexpr (std::is_same_v<B, backend::cpu>) {
+      return data;
+    } else {
+      if (uploaded_ != data.data() || uploaded_shape_ != shape_of(data)) {
+        backend::ops<B>::to_backend(net_->context(), data, data_on_backend_);
+        uploaded_ = data.data();
+        uploaded_shape_ = shape_of(data);
+      }
+      return data_on_backend_;
+    }
+  }
+
   void check_data(const Images& data) const {
     const auto& c = net_->config();
     if (data.shape()[0] == 0) throw ValueError("Trainer: the training set is empty");
@@ -254,12 +274,15 @@ class Trainer {
   Aug aug_;
   std::vector<float> sigmas_;
   TrainOptions opt_;
-  nn::Adam<T> adam_;
-  std::optional<nn::Ema<T>> ema_;
+  nn::Adam<T, B> adam_;
+  std::optional<nn::Ema<T, B>> ema_;
   std::size_t step_ = 0;
   std::optional<std::size_t> checkpoint_step_;  ///< step of the last checkpoint this trainer wrote
-  DsmBatch batch_;
-  Tensor4<T> grad_;
+  DsmBatchOn<B> batch_;
+  backend::tensor_t<B, T> grad_;
+  backend::tensor_t<B, float> data_on_backend_;  // unused on the CPU
+  const float* uploaded_ = nullptr;
+  Shape4 uploaded_shape_{};
 };
 
 }  // namespace scoreood::score

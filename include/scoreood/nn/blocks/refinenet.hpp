@@ -28,10 +28,10 @@
  *  scratch is the caller's `Workspace` (one per thread), so any number of
  *  threads may infer through one block at once. */
 #pragma once
+#include <scoreood/core/backend.hpp>
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/rng.hpp>
 #include <scoreood/core/tensor.hpp>
-#include <scoreood/cpu/elementwise.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
 #include <scoreood/nn/layers/elu.hpp>
 #include <scoreood/nn/layers/instance_norm.hpp>
@@ -43,6 +43,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace scoreood::nn {
@@ -52,9 +53,13 @@ enum class Resample { none, down };
 
 /// NCSN's ConditionalResidualBlock with CIN++ and ELU.
 /// @tparam T float for work, double for gradient checks.
-template <class T>
+template <class T, class B = backend::cpu>
 class NcsnResBlock {
  public:
+  using Tensor = backend::tensor_t<B, T>;
+  using Context = backend::context_t<B>;
+  using Ops = backend::ops<B>;
+
   struct Spec {
     std::size_t in = 0, out = 0;
     Resample resample = Resample::none;
@@ -62,7 +67,7 @@ class NcsnResBlock {
     std::size_t num_levels = 1;
   };
 
-  NcsnResBlock(ParameterStore<T>& store, const std::string& name, Spec s, CounterRng init)
+  NcsnResBlock(ParameterStore<T, B>& store, const std::string& name, Spec s, CounterRng init)
       : spec_(check(name, s)),
         pooled_(s.resample == Resample::down && s.dilation == 0),
         // NCSN registers conv1, normalize2, conv2, shortcut, normalize1 in this order.
@@ -73,8 +78,8 @@ class NcsnResBlock {
     if (s.in != s.out || s.resample == Resample::down) {
       // 'down' without dilation: ConvMeanPool(kernel 1); with a dilation: the dilated 3x3 conv.
       // (NCSN would fail to build the plain in != out case; a 1x1 conv is the natural reading.)
-      typename Conv2d<T>::Spec sc = s.dilation ? conv_spec(s.in, s.out, s.dilation)
-                                               : typename Conv2d<T>::Spec{.in = s.in, .out = s.out, .kernel = 1};
+      typename Conv2d<T, B>::Spec sc = s.dilation ? conv_spec(s.in, s.out, s.dilation)
+                                               : typename Conv2d<T, B>::Spec{.in = s.in, .out = s.out, .kernel = 1};
       shortcut_.emplace(store, name + (pooled_ ? ".shortcut.conv" : ".shortcut"), sc, init.substream(3));
     }
     norm1_.emplace(store, name + ".normalize1", s.in, s.num_levels, init.substream(4));
@@ -93,88 +98,97 @@ class NcsnResBlock {
   }
 
   /// y = block(x); x must stay unchanged until backward() (the shortcut conv keeps it).
-  void forward(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) {
-    norm1_->forward(x, levels, a_);
-    elu1_.forward(a_, a_);  // in place: the ELU keeps its output, conv1 its input, the same tensor
-    conv1_.forward(a_, t1_);
-    norm2_.forward(t1_, levels, c_);  // the norm keeps its own cache, not its input
-    elu2_.forward(c_, c_);
+  void forward(Context& ctx, const Tensor& x, std::span<const int> levels, Tensor& y) {
+    norm1_->forward(ctx, x, levels, a_);
+    elu1_.forward(ctx, a_, a_);  // in place: the ELU keeps its output, conv1 its input, the same tensor
+    conv1_.forward(ctx, a_, t1_);
+    norm2_.forward(ctx, t1_, levels, c_);  // the norm keeps its own cache, not its input
+    elu2_.forward(ctx, c_, c_);
     if (pooled_) {
-      conv2_.forward(c_, t2_);
-      pool_.forward(t2_, y);
+      conv2_.forward(ctx, c_, t2_);
+      pool_.forward(ctx, t2_, y);
     } else {
-      conv2_.forward(c_, y);
+      conv2_.forward(ctx, c_, y);
     }
     if (shortcut_) {
-      shortcut_->forward(x, s_);
+      shortcut_->forward(ctx, x, s_);
       if (pooled_) {
-        pool_s_.forward(s_, t3_);
-        cpu::add_inplace(y, t3_);
+        pool_s_.forward(ctx, s_, t3_);
+        Ops::add_inplace(ctx, y, t3_);
       } else {
-        cpu::add_inplace(y, s_);
+        Ops::add_inplace(ctx, y, s_);
       }
     } else {
-      cpu::add_inplace(y, x);
+      Ops::add_inplace(ctx, y, x);
     }
   }
 
   /// Inference scratch: one tensor per shape, so repeated calls with one workspace never reallocate.
   struct Workspace {
-    Tensor4<T> a, b, c, d, e;
+    Tensor a, b, c, d, e;
   };
 
-  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
-    norm1_->infer(x, levels, ws.a);
-    elu1_.infer(ws.a, ws.a);
-    conv1_.infer(ws.a, ws.b);
-    norm2_.infer(ws.b, levels, ws.c);
-    elu2_.infer(ws.c, ws.c);
+  void infer(Context& ctx, Workspace& ws, const Tensor& x, std::span<const int> levels, Tensor& y) const {
+    norm1_->infer(ctx, x, levels, ws.a);
+    elu1_.infer(ctx, ws.a, ws.a);
+    conv1_.infer(ctx, ws.a, ws.b);
+    norm2_.infer(ctx, ws.b, levels, ws.c);
+    elu2_.infer(ctx, ws.c, ws.c);
     if (pooled_) {
-      conv2_.infer(ws.c, ws.d);
-      pool_.infer(ws.d, y);
+      conv2_.infer(ctx, ws.c, ws.d);
+      pool_.infer(ctx, ws.d, y);
     } else {
-      conv2_.infer(ws.c, y);
+      conv2_.infer(ctx, ws.c, y);
     }
     if (shortcut_) {
-      shortcut_->infer(x, ws.d);
+      shortcut_->infer(ctx, x, ws.d);
       if (pooled_) {
-        pool_s_.infer(ws.d, ws.e);
-        cpu::add_inplace(y, ws.e);
+        pool_s_.infer(ctx, ws.d, ws.e);
+        Ops::add_inplace(ctx, y, ws.e);
       } else {
-        cpu::add_inplace(y, ws.d);
+        Ops::add_inplace(ctx, y, ws.d);
       }
     } else {
-      cpu::add_inplace(y, x);
+      Ops::add_inplace(ctx, y, x);
     }
   }
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+  // The CPU needs no context: the same calls without one.
+  void forward(const Tensor& x, std::span<const int> levels, Tensor& y)
+    requires std::is_same_v<B, backend::cpu>
+  { forward(cpu_context(), x, levels, y); }
+  void infer(const Tensor& x, std::span<const int> levels, Tensor& y) const
+    requires std::is_same_v<B, backend::cpu>
+  {
     Workspace ws;
-    infer(ws, x, levels, y);
+    infer(cpu_context(), ws, x, levels, y);
   }
 
   /// dx = dL/dx (dx distinct from dy); parameter gradients accumulate.
-  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+  void backward(const Tensor& dy, Tensor& dx)
+    requires std::is_same_v<B, backend::cpu>
+  { backward(cpu_context(), dy, dx); }
+  void backward(Context& ctx, const Tensor& dy, Tensor& dx) {
     if (pooled_) {
-      pool_.backward(dy, g_full_);
-      conv2_.backward(g_full_, g_mid_);
+      pool_.backward(ctx, dy, g_full_);
+      conv2_.backward(ctx, g_full_, g_mid_);
     } else {
-      conv2_.backward(dy, g_mid_);
+      conv2_.backward(ctx, dy, g_mid_);
     }
-    elu2_.backward(g_mid_, g_mid_);
-    norm2_.backward(g_mid_, g_mid2_);
-    conv1_.backward(g_mid2_, g_in_);
-    elu1_.backward(g_in_, g_in_);
-    norm1_->backward(g_in_, dx);
+    elu2_.backward(ctx, g_mid_, g_mid_);
+    norm2_.backward(ctx, g_mid_, g_mid2_);
+    conv1_.backward(ctx, g_mid2_, g_in_);
+    elu1_.backward(ctx, g_in_, g_in_);
+    norm1_->backward(ctx, g_in_, dx);
     if (shortcut_) {
       if (pooled_) {
-        pool_s_.backward(dy, g_full_);
-        shortcut_->backward(g_full_, g_in_);
+        pool_s_.backward(ctx, dy, g_full_);
+        shortcut_->backward(ctx, g_full_, g_in_);
       } else {
-        shortcut_->backward(dy, g_in_);
+        shortcut_->backward(ctx, dy, g_in_);
       }
-      cpu::add_inplace(dx, g_in_);
+      Ops::add_inplace(ctx, dx, g_in_);
     } else {
-      cpu::add_inplace(dx, dy);
+      Ops::add_inplace(ctx, dx, dy);
     }
   }
 
@@ -185,30 +199,34 @@ class NcsnResBlock {
   }
   /// conv1's output channels: NCSN keeps the input width in 'down' blocks.
   static std::size_t first_out(const Spec& s) { return s.resample == Resample::down ? s.in : s.out; }
-  static typename Conv2d<T>::Spec conv_spec(std::size_t in, std::size_t out, std::size_t dilation) {
+  static typename Conv2d<T, B>::Spec conv_spec(std::size_t in, std::size_t out, std::size_t dilation) {
     return {.in = in, .out = out, .kernel = 3, .padding = -1, .dilation = dilation ? dilation : 1};
   }
 
   Spec spec_;
   bool pooled_;
-  Conv2d<T> conv1_;
-  CondInstanceNormPlusPlus<T> norm2_;
-  Conv2d<T> conv2_;
-  std::optional<Conv2d<T>> shortcut_;
-  std::optional<CondInstanceNormPlusPlus<T>> norm1_;  // always set; registered last, as NCSN's normalize1
-  Elu<T> elu1_, elu2_;
-  MeanPool2x2<T> pool_, pool_s_;
+  Conv2d<T, B> conv1_;
+  CondInstanceNormPlusPlus<T, B> norm2_;
+  Conv2d<T, B> conv2_;
+  std::optional<Conv2d<T, B>> shortcut_;
+  std::optional<CondInstanceNormPlusPlus<T, B>> norm1_;  // always set; registered last, as NCSN's normalize1
+  Elu<T, B> elu1_, elu2_;
+  MeanPool2x2<T, B> pool_, pool_s_;
   // Every buffer keeps one shape across calls (a shape change would reallocate).
-  Tensor4<T> a_, c_;                      // conv inputs kept for backward
-  Tensor4<T> t1_, t2_, t3_, s_;           // temporaries: conv1 out, conv2 out before pooling, pooled shortcut, shortcut
-  Tensor4<T> g_full_, g_mid_, g_mid2_, g_in_;   // gradient scratch (before pooling, middle, input shape)
+  Tensor a_, c_;                      // conv inputs kept for backward
+  Tensor t1_, t2_, t3_, s_;           // temporaries: conv1 out, conv2 out before pooling, pooled shortcut, shortcut
+  Tensor g_full_, g_mid_, g_mid2_, g_in_;   // gradient scratch (before pooling, middle, input shape)
 };
 
 /// NCSN's CondRCUBlock: n_blocks residual units of n_stages (CIN++ -> ELU -> conv3x3, no bias).
-template <class T>
+template <class T, class B = backend::cpu>
 class CondRCUBlock {
  public:
-  CondRCUBlock(ParameterStore<T>& store, const std::string& name, std::size_t features, std::size_t n_blocks,
+  using Tensor = backend::tensor_t<B, T>;
+  using Context = backend::context_t<B>;
+  using Ops = backend::ops<B>;
+
+  CondRCUBlock(ParameterStore<T, B>& store, const std::string& name, std::size_t features, std::size_t n_blocks,
                std::size_t n_stages, std::size_t num_levels, CounterRng init)
       : nb_(n_blocks), ns_(n_stages) {
     if (n_blocks == 0 || n_stages == 0) throw ValueError("CondRCUBlock '" + name + "': needs blocks and stages");
@@ -220,7 +238,7 @@ class CondRCUBlock {
         const std::size_t k = i * ns_ + j;
         norms_.emplace_back(store, p + "_norm", features, num_levels, init.substream(2 * k));
         convs_.emplace_back(store, p + "_conv",
-                            typename Conv2d<T>::Spec{.in = features, .out = features, .kernel = 3, .bias = false},
+                            typename Conv2d<T, B>::Spec{.in = features, .out = features, .kernel = 3, .bias = false},
                             init.substream(2 * k + 1));
       }
     elus_.resize(nb_ * ns_);
@@ -235,84 +253,97 @@ class CondRCUBlock {
     return m;
   }
 
-  void forward(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) {
-    const Tensor4<T>* in = &x;
+  void forward(Context& ctx, const Tensor& x, std::span<const int> levels, Tensor& y) {
+    const Tensor* in = &x;
     for (std::size_t i = 0; i < nb_; ++i) {
-      Tensor4<T>& bout = i + 1 == nb_ ? y : out_[i];
-      const Tensor4<T>* h = in;
+      Tensor& bout = i + 1 == nb_ ? y : out_[i];
+      const Tensor* h = in;
       for (std::size_t j = 0; j < ns_; ++j) {
         const std::size_t k = i * ns_ + j;
-        norms_[k].forward(*h, levels, act_[k]);  // the norm keeps its own cache, not its input
-        elus_[k].forward(act_[k], act_[k]);
-        Tensor4<T>& dst = j + 1 == ns_ ? bout : tmp_;
-        convs_[k].forward(act_[k], dst);
+        norms_[k].forward(ctx, *h, levels, act_[k]);  // the norm keeps its own cache, not its input
+        elus_[k].forward(ctx, act_[k], act_[k]);
+        Tensor& dst = j + 1 == ns_ ? bout : tmp_;
+        convs_[k].forward(ctx, act_[k], dst);
         h = &dst;
       }
-      cpu::add_inplace(bout, *in);
+      Ops::add_inplace(ctx, bout, *in);
       in = &bout;
     }
   }
 
   /// Inference scratch: each unit is a = x; a = conv(elu(norm(a))) per stage; y = a + x, so two tensors suffice.
   struct Workspace {
-    Tensor4<T> a, b;
+    Tensor a, b;
   };
 
-  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
-    const Tensor4<T>* in = &x;
+  void infer(Context& ctx, Workspace& ws, const Tensor& x, std::span<const int> levels, Tensor& y) const {
+    const Tensor* in = &x;
     for (std::size_t i = 0; i < nb_; ++i) {
-      const Tensor4<T>* h = in;
+      const Tensor* h = in;
       for (std::size_t j = 0; j < ns_; ++j) {
         const std::size_t k = i * ns_ + j;
-        norms_[k].infer(*h, levels, ws.a);
-        elus_[k].infer(ws.a, ws.a);
-        convs_[k].infer(ws.a, ws.b);
+        norms_[k].infer(ctx, *h, levels, ws.a);
+        elus_[k].infer(ctx, ws.a, ws.a);
+        convs_[k].infer(ctx, ws.a, ws.b);
         h = &ws.b;
       }
-      cpu::add_inplace(ws.b, *in);
-      cpu::copy(ws.b, y);
+      Ops::add_inplace(ctx, ws.b, *in);
+      Ops::copy(ctx, ws.b, y);
       in = &y;
     }
   }
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+  // The CPU needs no context: the same calls without one.
+  void forward(const Tensor& x, std::span<const int> levels, Tensor& y)
+    requires std::is_same_v<B, backend::cpu>
+  { forward(cpu_context(), x, levels, y); }
+  void infer(const Tensor& x, std::span<const int> levels, Tensor& y) const
+    requires std::is_same_v<B, backend::cpu>
+  {
     Workspace ws;
-    infer(ws, x, levels, y);
+    infer(cpu_context(), ws, x, levels, y);
   }
 
-  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
-    const Tensor4<T>* g = &dy;  // gradient w.r.t. the current unit's output
+  void backward(const Tensor& dy, Tensor& dx)
+    requires std::is_same_v<B, backend::cpu>
+  { backward(cpu_context(), dy, dx); }
+  void backward(Context& ctx, const Tensor& dy, Tensor& dx) {
+    const Tensor* g = &dy;  // gradient w.r.t. the current unit's output
     for (std::size_t i = nb_; i-- > 0;) {
-      Tensor4<T>& din = i == 0 ? dx : blk_[i % 2];
-      const Tensor4<T>* gs = g;
+      Tensor& din = i == 0 ? dx : blk_[i % 2];
+      const Tensor* gs = g;
       for (std::size_t j = ns_; j-- > 0;) {
         const std::size_t k = i * ns_ + j;
-        convs_[k].backward(*gs, t1_);
-        elus_[k].backward(t1_, t1_);
-        Tensor4<T>& dst = j == 0 ? din : t2_;
-        norms_[k].backward(t1_, dst);
+        convs_[k].backward(ctx, *gs, t1_);
+        elus_[k].backward(ctx, t1_, t1_);
+        Tensor& dst = j == 0 ? din : t2_;
+        norms_[k].backward(ctx, t1_, dst);
         gs = &dst;
       }
-      cpu::add_inplace(din, *g);  // identity skip
+      Ops::add_inplace(ctx, din, *g);  // identity skip
       g = &din;
     }
   }
 
  private:
   std::size_t nb_, ns_;
-  std::vector<CondInstanceNormPlusPlus<T>> norms_;
-  std::vector<Conv2d<T>> convs_;
-  std::vector<Elu<T>> elus_;
-  std::vector<Tensor4<T>> act_;  // per stage: ELU output = conv input (kept for backward)
-  std::vector<Tensor4<T>> out_;  // per unit output (the last unit writes into y)
-  Tensor4<T> tmp_;               // conv outputs that only feed the next norm
-  Tensor4<T> t1_, t2_, blk_[2];  // gradient scratch
+  std::vector<CondInstanceNormPlusPlus<T, B>> norms_;
+  std::vector<Conv2d<T, B>> convs_;
+  std::vector<Elu<T, B>> elus_;
+  std::vector<Tensor> act_;  // per stage: ELU output = conv input (kept for backward)
+  std::vector<Tensor> out_;  // per unit output (the last unit writes into y)
+  Tensor tmp_;               // conv outputs that only feed the next norm
+  Tensor t1_, t2_, blk_[2];  // gradient scratch
 };
 
 /// NCSN's CondCRPBlock: x = elu(x); path = x; per stage path = conv(avgpool5(CIN++(path))); x += path.
-template <class T>
+template <class T, class B = backend::cpu>
 class CondCRPBlock {
  public:
-  CondCRPBlock(ParameterStore<T>& store, const std::string& name, std::size_t features, std::size_t n_stages,
+  using Tensor = backend::tensor_t<B, T>;
+  using Context = backend::context_t<B>;
+  using Ops = backend::ops<B>;
+
+  CondCRPBlock(ParameterStore<T, B>& store, const std::string& name, std::size_t features, std::size_t n_stages,
                std::size_t num_levels, CounterRng init)
       : ns_(n_stages) {
     if (n_stages == 0) throw ValueError("CondCRPBlock '" + name + "': needs at least one stage");
@@ -321,11 +352,11 @@ class CondCRPBlock {
     // NCSN's module lists: convs registered before norms.
     for (std::size_t i = 0; i < ns_; ++i)
       convs_.emplace_back(store, name + ".convs." + std::to_string(i),
-                          typename Conv2d<T>::Spec{.in = features, .out = features, .kernel = 3, .bias = false},
+                          typename Conv2d<T, B>::Spec{.in = features, .out = features, .kernel = 3, .bias = false},
                           init.substream(2 * i + 1));
     for (std::size_t i = 0; i < ns_; ++i)
       norms_.emplace_back(store, name + ".norms." + std::to_string(i), features, num_levels, init.substream(2 * i));
-    pools_.assign(ns_, AvgPool2d<T>(5, 1, 2, true));
+    pools_.assign(ns_, AvgPool2d<T, B>(5, 1, 2, true));
     pooled_.resize(ns_);
   }
 
@@ -336,70 +367,83 @@ class CondCRPBlock {
     return m;
   }
 
-  void forward(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) {
-    elu_.forward(x, e_);
-    cpu::copy(e_, y);
-    const Tensor4<T>* path = &e_;
+  void forward(Context& ctx, const Tensor& x, std::span<const int> levels, Tensor& y) {
+    elu_.forward(ctx, x, e_);
+    Ops::copy(ctx, e_, y);
+    const Tensor* path = &e_;
     for (std::size_t i = 0; i < ns_; ++i) {
-      norms_[i].forward(*path, levels, n_);
-      pools_[i].forward(n_, pooled_[i]);
-      convs_[i].forward(pooled_[i], p_);  // p_ only feeds the next norm and the sum
-      cpu::add_inplace(y, p_);
+      norms_[i].forward(ctx, *path, levels, n_);
+      pools_[i].forward(ctx, n_, pooled_[i]);
+      convs_[i].forward(ctx, pooled_[i], p_);  // p_ only feeds the next norm and the sum
+      Ops::add_inplace(ctx, y, p_);
       path = &p_;
     }
   }
 
   /// Inference scratch: the normed and pooled path and the stage output.
   struct Workspace {
-    Tensor4<T> a, b, p;
+    Tensor a, b, p;
   };
 
-  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
-    elu_.infer(x, y);  // y: the running sum, starting at elu(x) = the first path input
-    const Tensor4<T>* path = &y;
+  void infer(Context& ctx, Workspace& ws, const Tensor& x, std::span<const int> levels, Tensor& y) const {
+    elu_.infer(ctx, x, y);  // y: the running sum, starting at elu(x) = the first path input
+    const Tensor* path = &y;
     for (std::size_t i = 0; i < ns_; ++i) {
-      norms_[i].infer(*path, levels, ws.a);  // reads y before it is added to below
-      pools_[i].infer(ws.a, ws.b);
-      convs_[i].infer(ws.b, ws.p);
-      cpu::add_inplace(y, ws.p);
+      norms_[i].infer(ctx, *path, levels, ws.a);  // reads y before it is added to below
+      pools_[i].infer(ctx, ws.a, ws.b);
+      convs_[i].infer(ctx, ws.b, ws.p);
+      Ops::add_inplace(ctx, y, ws.p);
       path = &ws.p;
     }
   }
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& y) const {
+  // The CPU needs no context: the same calls without one.
+  void forward(const Tensor& x, std::span<const int> levels, Tensor& y)
+    requires std::is_same_v<B, backend::cpu>
+  { forward(cpu_context(), x, levels, y); }
+  void infer(const Tensor& x, std::span<const int> levels, Tensor& y) const
+    requires std::is_same_v<B, backend::cpu>
+  {
     Workspace ws;
-    infer(ws, x, levels, y);
+    infer(cpu_context(), ws, x, levels, y);
   }
 
-  void backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
+  void backward(const Tensor& dy, Tensor& dx)
+    requires std::is_same_v<B, backend::cpu>
+  { backward(cpu_context(), dy, dx); }
+  void backward(Context& ctx, const Tensor& dy, Tensor& dx) {
     // d(path_i) = dy (direct sum) + gradient through stage i+1; path_{-1} is elu(x).
-    const Tensor4<T>* g = &dy;
+    const Tensor* g = &dy;
     for (std::size_t i = ns_; i-- > 0;) {
-      convs_[i].backward(*g, t1_);
-      pools_[i].backward(t1_, t2_);
-      Tensor4<T>& dst = i == 0 ? dx : gp_;
-      norms_[i].backward(t2_, dst);
-      cpu::add_inplace(dst, dy);
+      convs_[i].backward(ctx, *g, t1_);
+      pools_[i].backward(ctx, t1_, t2_);
+      Tensor& dst = i == 0 ? dx : gp_;
+      norms_[i].backward(ctx, t2_, dst);
+      Ops::add_inplace(ctx, dst, dy);
       g = &dst;
     }
-    elu_.backward(dx, dx);
+    elu_.backward(ctx, dx, dx);
   }
 
  private:
   std::size_t ns_;
-  std::vector<Conv2d<T>> convs_;
-  std::vector<CondInstanceNormPlusPlus<T>> norms_;
-  std::vector<AvgPool2d<T>> pools_;
-  Elu<T> elu_;
-  Tensor4<T> e_, n_, p_;                   // e_: ELU output (kept); n_, p_: temporaries
-  std::vector<Tensor4<T>> pooled_;         // conv inputs (kept)
-  Tensor4<T> t1_, t2_, gp_;                // gradient scratch
+  std::vector<Conv2d<T, B>> convs_;
+  std::vector<CondInstanceNormPlusPlus<T, B>> norms_;
+  std::vector<AvgPool2d<T, B>> pools_;
+  Elu<T, B> elu_;
+  Tensor e_, n_, p_;                   // e_: ELU output (kept); n_, p_: temporaries
+  std::vector<Tensor> pooled_;         // conv inputs (kept)
+  Tensor t1_, t2_, gp_;                // gradient scratch
 };
 
 /// NCSN's CondMSFBlock: y = sum_i bilinear_resize(conv3x3_i(CIN++_i(x_i)), (out_h, out_w)).
-template <class T>
+template <class T, class B = backend::cpu>
 class CondMSFBlock {
  public:
-  CondMSFBlock(ParameterStore<T>& store, const std::string& name, const std::vector<std::size_t>& in_planes,
+  using Tensor = backend::tensor_t<B, T>;
+  using Context = backend::context_t<B>;
+  using Ops = backend::ops<B>;
+
+  CondMSFBlock(ParameterStore<T, B>& store, const std::string& name, const std::vector<std::size_t>& in_planes,
                std::size_t features, std::size_t num_levels, CounterRng init)
       : name_(name), features_(features), n_(in_planes.size()) {
     if (n_ == 0) throw ValueError("CondMSFBlock '" + name + "': needs at least one input");
@@ -407,7 +451,7 @@ class CondMSFBlock {
     norms_.reserve(n_);
     for (std::size_t i = 0; i < n_; ++i)
       convs_.emplace_back(store, name + ".convs." + std::to_string(i),
-                          typename Conv2d<T>::Spec{.in = in_planes[i], .out = features, .kernel = 3},
+                          typename Conv2d<T, B>::Spec{.in = in_planes[i], .out = features, .kernel = 3},
                           init.substream(2 * i + 1));
     for (std::size_t i = 0; i < n_; ++i)
       norms_.emplace_back(store, name + ".norms." + std::to_string(i), in_planes[i], num_levels,
@@ -426,93 +470,107 @@ class CondMSFBlock {
     return m;
   }
 
-  void forward(std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
-               std::size_t out_w, Tensor4<T>& y) {
+  void forward(Context& ctx, std::span<const Tensor* const> xs, std::span<const int> levels, std::size_t out_h,
+               std::size_t out_w, Tensor& y) {
     const Shape4 ys = out_shape(xs, out_h, out_w);
-    cpu::zeros(y, ys);
+    Ops::zeros(ctx, y, ys);
     for (std::size_t i = 0; i < n_; ++i) {
-      norms_[i].forward(*xs[i], levels, normed_[i]);
-      convs_[i].forward(normed_[i], conv_out_[i]);
+      norms_[i].forward(ctx, *xs[i], levels, normed_[i]);
+      convs_[i].forward(ctx, normed_[i], conv_out_[i]);
       if (same_size(conv_out_[i], ys)) {
         // align_corners resizing to the same size is the identity (weights exactly 1 and 0).
         ups_[i].reset();
-        cpu::add_inplace(y, conv_out_[i]);
+        Ops::add_inplace(ctx, y, conv_out_[i]);
       } else {
         ups_[i].emplace(out_h, out_w, true);
-        ups_[i]->forward(conv_out_[i], r_);
-        cpu::add_inplace(y, r_);
+        ups_[i]->forward(ctx, conv_out_[i], r_);
+        Ops::add_inplace(ctx, y, r_);
       }
     }
   }
 
   /// Inference scratch, per input (inputs differ in shape), so no tensor changes shape between calls.
   struct Workspace {
-    std::vector<Tensor4<T>> a, b;
-    Tensor4<T> r;  ///< a resized conv output
+    std::vector<Tensor> a, b;
+    Tensor r;  ///< a resized conv output
   };
 
-  void infer(Workspace& ws, std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
-             std::size_t out_w, Tensor4<T>& y) const {
+  void infer(Context& ctx, Workspace& ws, std::span<const Tensor* const> xs, std::span<const int> levels, std::size_t out_h,
+             std::size_t out_w, Tensor& y) const {
     const Shape4 ys = out_shape(xs, out_h, out_w);
-    cpu::zeros(y, ys);
+    Ops::zeros(ctx, y, ys);
     ws.a.resize(n_);
     ws.b.resize(n_);
     for (std::size_t i = 0; i < n_; ++i) {
-      norms_[i].infer(*xs[i], levels, ws.a[i]);
-      convs_[i].infer(ws.a[i], ws.b[i]);
+      norms_[i].infer(ctx, *xs[i], levels, ws.a[i]);
+      convs_[i].infer(ctx, ws.a[i], ws.b[i]);
       if (same_size(ws.b[i], ys)) {
-        cpu::add_inplace(y, ws.b[i]);
+        Ops::add_inplace(ctx, y, ws.b[i]);
       } else {
-        UpsampleBilinear<T>(out_h, out_w, true).infer(ws.b[i], ws.r);
-        cpu::add_inplace(y, ws.r);
+        UpsampleBilinear<T, B>(out_h, out_w, true).infer(ctx, ws.b[i], ws.r);
+        Ops::add_inplace(ctx, y, ws.r);
       }
     }
   }
-  void infer(std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
-             std::size_t out_w, Tensor4<T>& y) const {
+  // The CPU needs no context: the same calls without one.
+  void forward(std::span<const Tensor* const> xs, std::span<const int> levels, std::size_t out_h, std::size_t out_w,
+               Tensor& y)
+    requires std::is_same_v<B, backend::cpu>
+  { forward(cpu_context(), xs, levels, out_h, out_w, y); }
+  void infer(std::span<const Tensor* const> xs, std::span<const int> levels, std::size_t out_h,
+             std::size_t out_w, Tensor& y) const
+    requires std::is_same_v<B, backend::cpu>
+  {
     Workspace ws;
-    infer(ws, xs, levels, out_h, out_w, y);
+    infer(cpu_context(), ws, xs, levels, out_h, out_w, y);
   }
 
   /// dxs[i] = dL/dx_i (resized); parameter gradients accumulate.
-  void backward(const Tensor4<T>& dy, std::span<Tensor4<T>* const> dxs) {
+  void backward(const Tensor& dy, std::span<Tensor* const> dxs)
+    requires std::is_same_v<B, backend::cpu>
+  { backward(cpu_context(), dy, dxs); }
+  void backward(Context& ctx, const Tensor& dy, std::span<Tensor* const> dxs) {
     if (dxs.size() != n_) throw Error("CondMSFBlock '" + name_ + "': wrong number of gradient outputs");
     for (std::size_t i = 0; i < n_; ++i) {
-      const Tensor4<T>* g = &dy;
+      const Tensor* g = &dy;
       if (ups_[i]) {
-        ups_[i]->backward(dy, g_conv_[i]);
+        ups_[i]->backward(ctx, dy, g_conv_[i]);
         g = &g_conv_[i];
       }
-      convs_[i].backward(*g, g_norm_[i]);
-      norms_[i].backward(g_norm_[i], *dxs[i]);
+      convs_[i].backward(ctx, *g, g_norm_[i]);
+      norms_[i].backward(ctx, g_norm_[i], *dxs[i]);
     }
   }
 
  private:
-  Shape4 out_shape(std::span<const Tensor4<T>* const> xs, std::size_t out_h, std::size_t out_w) const {
+  Shape4 out_shape(std::span<const Tensor* const> xs, std::size_t out_h, std::size_t out_w) const {
     if (xs.size() != n_)
       throw ShapeError("CondMSFBlock '" + name_ + "': " + std::to_string(xs.size()) + " inputs, expected " +
                        std::to_string(n_));
     return {xs[0]->shape()[0], features_, out_h, out_w};
   }
-  static bool same_size(const Tensor4<T>& t, const Shape4& s) { return t.shape()[2] == s[2] && t.shape()[3] == s[3]; }
+  static bool same_size(const Tensor& t, const Shape4& s) { return t.shape()[2] == s[2] && t.shape()[3] == s[3]; }
 
   std::string name_;
   std::size_t features_, n_;
-  std::vector<Conv2d<T>> convs_;
-  std::vector<CondInstanceNormPlusPlus<T>> norms_;
-  std::vector<std::optional<UpsampleBilinear<T>>> ups_;  // empty where no resizing happened
+  std::vector<Conv2d<T, B>> convs_;
+  std::vector<CondInstanceNormPlusPlus<T, B>> norms_;
+  std::vector<std::optional<UpsampleBilinear<T, B>>> ups_;  // empty where no resizing happened
   // Per input (inputs differ in shape), so no buffer changes shape between calls.
-  std::vector<Tensor4<T>> normed_, conv_out_;            // normed_: conv inputs (kept)
-  std::vector<Tensor4<T>> g_conv_, g_norm_;              // gradient scratch
-  Tensor4<T> r_;                                         // resized conv output
+  std::vector<Tensor> normed_, conv_out_;            // normed_: conv inputs (kept)
+  std::vector<Tensor> g_conv_, g_norm_;              // gradient scratch
+  Tensor r_;                                         // resized conv output
 };
 
 /// NCSN's CondRefineBlock. One input (start = true, no fusion) or several (fused at the given size).
-template <class T>
+template <class T, class B = backend::cpu>
 class CondRefineBlock {
  public:
-  CondRefineBlock(ParameterStore<T>& store, const std::string& name, const std::vector<std::size_t>& in_planes,
+  using Tensor = backend::tensor_t<B, T>;
+  using Context = backend::context_t<B>;
+  using Ops = backend::ops<B>;
+
+  CondRefineBlock(ParameterStore<T, B>& store, const std::string& name, const std::vector<std::size_t>& in_planes,
                   std::size_t features, std::size_t num_levels, bool start, bool end, CounterRng init)
       : name_(name), n_(in_planes.size()), out_features_(features) {
     if (n_ == 0) throw ValueError("CondRefineBlock '" + name + "': needs at least one input");
@@ -544,65 +602,75 @@ class CondRefineBlock {
     return m + crp_macs(o);
   }
 
-  void forward(std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
-               std::size_t out_w, Tensor4<T>& y) {
+  void forward(Context& ctx, std::span<const Tensor* const> xs, std::span<const int> levels, std::size_t out_h,
+               std::size_t out_w, Tensor& y) {
     check_inputs(xs.size());
-    for (std::size_t i = 0; i < n_; ++i) adapt_[i].forward(*xs[i], levels, hs_[i]);
-    const Tensor4<T>* h = &hs_[0];
+    for (std::size_t i = 0; i < n_; ++i) adapt_[i].forward(ctx, *xs[i], levels, hs_[i]);
+    const Tensor* h = &hs_[0];
     if (n_ > 1) {
-      std::vector<const Tensor4<T>*> ptrs;
+      std::vector<const Tensor*> ptrs;
       for (auto& t : hs_) ptrs.push_back(&t);
-      msf_->forward(ptrs, levels, out_h, out_w, m_);
+      msf_->forward(ctx, ptrs, levels, out_h, out_w, m_);
       h = &m_;
     }
-    crp_->forward(*h, levels, c_);
-    out_->forward(c_, levels, y);
+    crp_->forward(ctx, *h, levels, c_);
+    out_->forward(ctx, c_, levels, y);
   }
 
   /// Inference scratch: the sub-blocks' workspaces (one per adapting RCU: their inputs differ in shape)
   /// and the intermediate tensors.
   struct Workspace {
-    std::vector<typename CondRCUBlock<T>::Workspace> adapt;
-    typename CondMSFBlock<T>::Workspace msf;
-    typename CondCRPBlock<T>::Workspace crp;
-    typename CondRCUBlock<T>::Workspace out;
-    std::vector<Tensor4<T>> hs;
-    Tensor4<T> m, c;
+    std::vector<typename CondRCUBlock<T, B>::Workspace> adapt;
+    typename CondMSFBlock<T, B>::Workspace msf;
+    typename CondCRPBlock<T, B>::Workspace crp;
+    typename CondRCUBlock<T, B>::Workspace out;
+    std::vector<Tensor> hs;
+    Tensor m, c;
   };
 
-  void infer(Workspace& ws, std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
-             std::size_t out_w, Tensor4<T>& y) const {
+  void infer(Context& ctx, Workspace& ws, std::span<const Tensor* const> xs, std::span<const int> levels, std::size_t out_h,
+             std::size_t out_w, Tensor& y) const {
     check_inputs(xs.size());
     ws.hs.resize(n_);
     ws.adapt.resize(n_);
-    for (std::size_t i = 0; i < n_; ++i) adapt_[i].infer(ws.adapt[i], *xs[i], levels, ws.hs[i]);
-    const Tensor4<T>* h = &ws.hs[0];
+    for (std::size_t i = 0; i < n_; ++i) adapt_[i].infer(ctx, ws.adapt[i], *xs[i], levels, ws.hs[i]);
+    const Tensor* h = &ws.hs[0];
     if (n_ > 1) {
-      std::vector<const Tensor4<T>*> ptrs;
+      std::vector<const Tensor*> ptrs;
       for (auto& t : ws.hs) ptrs.push_back(&t);
-      msf_->infer(ws.msf, ptrs, levels, out_h, out_w, ws.m);
+      msf_->infer(ctx, ws.msf, ptrs, levels, out_h, out_w, ws.m);
       h = &ws.m;
     }
-    crp_->infer(ws.crp, *h, levels, ws.c);
-    out_->infer(ws.out, ws.c, levels, y);
+    crp_->infer(ctx, ws.crp, *h, levels, ws.c);
+    out_->infer(ctx, ws.out, ws.c, levels, y);
   }
-  void infer(std::span<const Tensor4<T>* const> xs, std::span<const int> levels, std::size_t out_h,
-             std::size_t out_w, Tensor4<T>& y) const {
+  // The CPU needs no context: the same calls without one.
+  void forward(std::span<const Tensor* const> xs, std::span<const int> levels, std::size_t out_h, std::size_t out_w,
+               Tensor& y)
+    requires std::is_same_v<B, backend::cpu>
+  { forward(cpu_context(), xs, levels, out_h, out_w, y); }
+  void infer(std::span<const Tensor* const> xs, std::span<const int> levels, std::size_t out_h,
+             std::size_t out_w, Tensor& y) const
+    requires std::is_same_v<B, backend::cpu>
+  {
     Workspace ws;
-    infer(ws, xs, levels, out_h, out_w, y);
+    infer(cpu_context(), ws, xs, levels, out_h, out_w, y);
   }
 
-  void backward(const Tensor4<T>& dy, std::span<Tensor4<T>* const> dxs) {
+  void backward(const Tensor& dy, std::span<Tensor* const> dxs)
+    requires std::is_same_v<B, backend::cpu>
+  { backward(cpu_context(), dy, dxs); }
+  void backward(Context& ctx, const Tensor& dy, std::span<Tensor* const> dxs) {
     check_inputs(dxs.size());
-    out_->backward(dy, g1_);
-    crp_->backward(g1_, g2_);
+    out_->backward(ctx, dy, g1_);
+    crp_->backward(ctx, g1_, g2_);
     if (n_ > 1) {
-      std::vector<Tensor4<T>*> ptrs;
+      std::vector<Tensor*> ptrs;
       for (auto& t : dh_) ptrs.push_back(&t);
-      msf_->backward(g2_, ptrs);
-      for (std::size_t i = 0; i < n_; ++i) adapt_[i].backward(dh_[i], *dxs[i]);
+      msf_->backward(ctx, g2_, ptrs);
+      for (std::size_t i = 0; i < n_; ++i) adapt_[i].backward(ctx, dh_[i], *dxs[i]);
     } else {
-      adapt_[0].backward(g2_, *dxs[0]);
+      adapt_[0].backward(ctx, g2_, *dxs[0]);
     }
   }
 
@@ -621,12 +689,12 @@ class CondRefineBlock {
 
   std::string name_;
   std::size_t n_, out_features_;
-  std::vector<CondRCUBlock<T>> adapt_;
-  std::optional<CondRCUBlock<T>> out_;
-  std::optional<CondMSFBlock<T>> msf_;
-  std::optional<CondCRPBlock<T>> crp_;
-  std::vector<Tensor4<T>> hs_, dh_;
-  Tensor4<T> m_, c_, g1_, g2_;
+  std::vector<CondRCUBlock<T, B>> adapt_;
+  std::optional<CondRCUBlock<T, B>> out_;
+  std::optional<CondMSFBlock<T, B>> msf_;
+  std::optional<CondCRPBlock<T, B>> crp_;
+  std::vector<Tensor> hs_, dh_;
+  Tensor m_, c_, g1_, g2_;
 };
 
 }  // namespace scoreood::nn

@@ -12,8 +12,9 @@
 
 namespace scoreood::nn::detail {
 
-template <class T>
-void check_score_net_input(std::string_view net, const Tensor4<T>& x, std::span<const int> levels,
+/// @tparam Tn the backend's tensor (anything shape_of() takes).
+template <class Tn>
+void check_score_net_input(std::string_view net, const Tn& x, std::span<const int> levels,
                            std::size_t channels, std::size_t image_size, std::size_t num_levels) {
   const std::string who(net);
   const Shape4 s = shape_of(x);

@@ -23,7 +23,6 @@
 #include <scoreood/core/rng.hpp>
 #include <scoreood/core/serialization.hpp>
 #include <scoreood/core/tensor.hpp>
-#include <scoreood/cpu/elementwise.hpp>
 #include <scoreood/nn/blocks/refinenet.hpp>
 #include <scoreood/nn/checkpoint.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
@@ -54,19 +53,18 @@ struct NcsnRefineNetConfig {
   bool operator==(const NcsnRefineNetConfig&) const = default;
 };
 
-/// @tparam Backend backend tag: `cpu` here.
-/// @tparam T value type: float for work, double for gradient checks.
-template <class Backend = backend::cpu, class T = float>
+/// @tparam B backend tag (core/backend.hpp): backend::cpu, or backend::cuda in a translation
+///           unit compiled by nvcc with <scoreood/cuda.hpp> included.
+/// @tparam T value type: float for work, double for gradient checks (CPU).
+template <concepts::Backend B = backend::cpu, class T = float>
 class NcsnRefineNet {
-  static_assert(std::is_same_v<Backend, backend::cpu>,
-                "NcsnRefineNet: no specialisation for this backend (only backend::cpu is implemented)");
-};
+  using Ops = backend::ops<B>;
 
-template <class T>
-class NcsnRefineNet<backend::cpu, T> {
  public:
-  using backend_type = backend::cpu;
+  using backend_type = B;
   using value_type = T;
+  using Tensor = backend::tensor_t<B, T>;
+  using Context = backend::context_t<B>;
   using Config = NcsnRefineNetConfig;
   static constexpr std::string_view name = "ncsn";
 
@@ -76,8 +74,10 @@ class NcsnRefineNet<backend::cpu, T> {
   NcsnRefineNet& operator=(const NcsnRefineNet&) = delete;
 
   const Config& config() const { return cfg_; }
-  ParameterStore<T>& parameters() { return *store_; }
-  const ParameterStore<T>& parameters() const { return *store_; }
+  ParameterStore<T, B>& parameters() { return *store_; }
+  const ParameterStore<T, B>& parameters() const { return *store_; }
+  /// The context of training calls (forward, backward, the optimiser): one stream on CUDA.
+  Context& context() { return ctx_; }
   std::size_t parameter_count() const { return store_->count(); }
 
   /// Multiply-accumulates of the convolutions of one forward pass for one image
@@ -97,109 +97,113 @@ class NcsnRefineNet<backend::cpu, T> {
   }
 
   /// Training forward: s(x, level) per sample, intermediates kept for backward().
-  const Tensor4<T>& forward(const Tensor4<T>& x, std::span<const int> levels) {
+  const Tensor& forward(const Tensor& x, std::span<const int> levels) {
     check_input(x, levels);
     auto& L = *l_;
+    auto& ctx = ctx_;
     const std::size_t S = cfg_.image_size, h = S / 2;
-    to_symmetric(x, xin_);
-    L.begin_conv.forward(xin_, h0_);
-    L.res1a.forward(h0_, levels, l1a_);
-    L.res1b.forward(l1a_, levels, l1_);
-    L.res2a.forward(l1_, levels, l2a_);
-    L.res2b.forward(l2a_, levels, l2_);
-    L.res3a.forward(l2_, levels, l3a_);
-    L.res3b.forward(l3a_, levels, l3_);
-    L.res4a.forward(l3_, levels, l4a_);
-    L.res4b.forward(l4a_, levels, l4_);
-    const Tensor4<T>* in1[] = {&l4_};
-    L.refine1.forward(in1, levels, h, h, r1_);
-    const Tensor4<T>* in2[] = {&l3_, &r1_};
-    L.refine2.forward(in2, levels, h, h, r2_);
-    const Tensor4<T>* in3[] = {&l2_, &r2_};
-    L.refine3.forward(in3, levels, h, h, r3_);
-    const Tensor4<T>* in4[] = {&l1_, &r3_};
-    L.refine4.forward(in4, levels, S, S, r4_);
-    L.normalizer.forward(r4_, levels, n_);
-    L.elu.forward(n_, n_);
-    L.end_conv.forward(n_, out_);
+    to_symmetric(ctx, x, xin_);
+    L.begin_conv.forward(ctx, xin_, h0_);
+    L.res1a.forward(ctx, h0_, levels, l1a_);
+    L.res1b.forward(ctx, l1a_, levels, l1_);
+    L.res2a.forward(ctx, l1_, levels, l2a_);
+    L.res2b.forward(ctx, l2a_, levels, l2_);
+    L.res3a.forward(ctx, l2_, levels, l3a_);
+    L.res3b.forward(ctx, l3a_, levels, l3_);
+    L.res4a.forward(ctx, l3_, levels, l4a_);
+    L.res4b.forward(ctx, l4a_, levels, l4_);
+    const Tensor* in1[] = {&l4_};
+    L.refine1.forward(ctx, in1, levels, h, h, r1_);
+    const Tensor* in2[] = {&l3_, &r1_};
+    L.refine2.forward(ctx, in2, levels, h, h, r2_);
+    const Tensor* in3[] = {&l2_, &r2_};
+    L.refine3.forward(ctx, in3, levels, h, h, r3_);
+    const Tensor* in4[] = {&l1_, &r3_};
+    L.refine4.forward(ctx, in4, levels, S, S, r4_);
+    L.normalizer.forward(ctx, r4_, levels, n_);
+    L.elu.forward(ctx, n_, n_);
+    L.end_conv.forward(ctx, n_, out_);
     return out_;
   }
 
   /// Inference scratch (nn/workspace.hpp): every tensor keeps one shape across calls
   /// (no reallocation), one block workspace per block.
   struct Workspace {
-    Tensor4<T> t[13];
-    typename NcsnResBlock<T>::Workspace res[8];
-    typename CondRefineBlock<T>::Workspace refine[4];
+    Context ctx;  ///< this workspace's own (on CUDA a stream and library handles: one per thread)
+    Tensor t[13];
+    typename NcsnResBlock<T, B>::Workspace res[8];
+    typename CondRefineBlock<T, B>::Workspace refine[4];
   };
 
   /// Inference forward (no caching): the score for each image at its level. Writes only
   /// `ws` and `out`: safe from several threads, each with its own workspace.
-  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+  void infer(Workspace& ws, const Tensor& x, std::span<const int> levels, Tensor& out) const {
     check_input(x, levels);
     const auto& L = *l_;
+    auto& ctx = ws.ctx;
     const std::size_t S = cfg_.image_size, h = S / 2;
     auto& b = ws.t;
     auto& w = ws.res;
     auto& f = ws.refine;
     enum { xs, h0, w1, l1, w2, l2, l3, l4, ra, rb, r3, r4, nrm };  // shapes: ch@S, F@S x3, 2F@S/2 x6, F@S/2, F@S x2
-    to_symmetric(x, b[xs]);
-    L.begin_conv.infer(b[xs], b[h0]);
-    L.res1a.infer(w[0], b[h0], levels, b[w1]);
-    L.res1b.infer(w[1], b[w1], levels, b[l1]);
-    L.res2a.infer(w[2], b[l1], levels, b[w2]);
-    L.res2b.infer(w[3], b[w2], levels, b[l2]);
-    L.res3a.infer(w[4], b[l2], levels, b[w2]);
-    L.res3b.infer(w[5], b[w2], levels, b[l3]);
-    L.res4a.infer(w[6], b[l3], levels, b[w2]);
-    L.res4b.infer(w[7], b[w2], levels, b[l4]);
-    const Tensor4<T>* in1[] = {&b[l4]};
-    L.refine1.infer(f[0], in1, levels, h, h, b[ra]);
-    const Tensor4<T>* in2[] = {&b[l3], &b[ra]};
-    L.refine2.infer(f[1], in2, levels, h, h, b[rb]);
-    const Tensor4<T>* in3[] = {&b[l2], &b[rb]};
-    L.refine3.infer(f[2], in3, levels, h, h, b[r3]);
-    const Tensor4<T>* in4[] = {&b[l1], &b[r3]};
-    L.refine4.infer(f[3], in4, levels, S, S, b[r4]);
-    L.normalizer.infer(b[r4], levels, b[nrm]);
-    L.elu.infer(b[nrm], b[nrm]);
-    L.end_conv.infer(b[nrm], out);
+    to_symmetric(ctx, x, b[xs]);
+    L.begin_conv.infer(ctx, b[xs], b[h0]);
+    L.res1a.infer(ctx, w[0], b[h0], levels, b[w1]);
+    L.res1b.infer(ctx, w[1], b[w1], levels, b[l1]);
+    L.res2a.infer(ctx, w[2], b[l1], levels, b[w2]);
+    L.res2b.infer(ctx, w[3], b[w2], levels, b[l2]);
+    L.res3a.infer(ctx, w[4], b[l2], levels, b[w2]);
+    L.res3b.infer(ctx, w[5], b[w2], levels, b[l3]);
+    L.res4a.infer(ctx, w[6], b[l3], levels, b[w2]);
+    L.res4b.infer(ctx, w[7], b[w2], levels, b[l4]);
+    const Tensor* in1[] = {&b[l4]};
+    L.refine1.infer(ctx, f[0], in1, levels, h, h, b[ra]);
+    const Tensor* in2[] = {&b[l3], &b[ra]};
+    L.refine2.infer(ctx, f[1], in2, levels, h, h, b[rb]);
+    const Tensor* in3[] = {&b[l2], &b[rb]};
+    L.refine3.infer(ctx, f[2], in3, levels, h, h, b[r3]);
+    const Tensor* in4[] = {&b[l1], &b[r3]};
+    L.refine4.infer(ctx, f[3], in4, levels, S, S, b[r4]);
+    L.normalizer.infer(ctx, b[r4], levels, b[nrm]);
+    L.elu.infer(ctx, b[nrm], b[nrm]);
+    L.end_conv.infer(ctx, b[nrm], out);
   }
   /// The same with the network's spare workspace (a fresh one while another thread holds it).
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+  void infer(const Tensor& x, std::span<const int> levels, Tensor& out) const {
     spare_.use([&](Workspace& ws) { infer(ws, x, levels, out); });
   }
 
   /// Back-propagates dL/d(score); parameter gradients accumulate (zero them first).
-  void backward(const Tensor4<T>& d_score) {
+  void backward(const Tensor& d_score) {
     if (shape_of(d_score) != shape_of(out_))
       throw ShapeError("NcsnRefineNet: score gradient " + to_string(shape_of(d_score)) +
                        " does not match the last forward output " + to_string(shape_of(out_)));
     auto& L = *l_;
+    auto& ctx = ctx_;
     auto& g = g_;
-    L.end_conv.backward(d_score, g[0]);
-    L.elu.backward(g[0], g[0]);
-    L.normalizer.backward(g[0], g[1]);  // g1: d r4
-    Tensor4<T>* d4[] = {&g[2], &g[3]};  // g2: d l1 (skip), g3: d r3
-    L.refine4.backward(g[1], d4);
-    Tensor4<T>* d3[] = {&g[4], &g[1]};  // g4: d l2 (skip), g1: d r2
-    L.refine3.backward(g[3], d3);
-    Tensor4<T>* d2[] = {&g[5], &g[3]};  // g5: d l3 (skip), g3: d r1
-    L.refine2.backward(g[1], d2);
-    Tensor4<T>* d1[] = {&g[1]};         // g1: d l4
-    L.refine1.backward(g[3], d1);
-    L.res4b.backward(g[1], g[0]);
-    L.res4a.backward(g[0], g[1]);       // + d l3 through res4
-    cpu::add_inplace(g[5], g[1]);
-    L.res3b.backward(g[5], g[0]);
-    L.res3a.backward(g[0], g[1]);
-    cpu::add_inplace(g[4], g[1]);       // d l2
-    L.res2b.backward(g[4], g[0]);
-    L.res2a.backward(g[0], g[1]);
-    cpu::add_inplace(g[2], g[1]);       // d l1
-    L.res1b.backward(g[2], g[0]);
-    L.res1a.backward(g[0], g[1]);
-    L.begin_conv.backward_params(g[1]);  // the input gradient is not needed
+    L.end_conv.backward(ctx, d_score, g[0]);
+    L.elu.backward(ctx, g[0], g[0]);
+    L.normalizer.backward(ctx, g[0], g[1]);  // g1: d r4
+    Tensor* d4[] = {&g[2], &g[3]};  // g2: d l1 (skip), g3: d r3
+    L.refine4.backward(ctx, g[1], d4);
+    Tensor* d3[] = {&g[4], &g[1]};  // g4: d l2 (skip), g1: d r2
+    L.refine3.backward(ctx, g[3], d3);
+    Tensor* d2[] = {&g[5], &g[3]};  // g5: d l3 (skip), g3: d r1
+    L.refine2.backward(ctx, g[1], d2);
+    Tensor* d1[] = {&g[1]};         // g1: d l4
+    L.refine1.backward(ctx, g[3], d1);
+    L.res4b.backward(ctx, g[1], g[0]);
+    L.res4a.backward(ctx, g[0], g[1]);       // + d l3 through res4
+    Ops::add_inplace(ctx, g[5], g[1]);
+    L.res3b.backward(ctx, g[5], g[0]);
+    L.res3a.backward(ctx, g[0], g[1]);
+    Ops::add_inplace(ctx, g[4], g[1]);       // d l2
+    L.res2b.backward(ctx, g[4], g[0]);
+    L.res2a.backward(ctx, g[0], g[1]);
+    Ops::add_inplace(ctx, g[2], g[1]);       // d l1
+    L.res1b.backward(ctx, g[2], g[0]);
+    L.res1a.backward(ctx, g[0], g[1]);
+    L.begin_conv.backward_params(ctx, g[1]);  // the input gradient is not needed
   }
 
   /// The sizes a file records of this architecture (nn/nets/net_file.hpp).
@@ -233,14 +237,14 @@ class NcsnRefineNet<backend::cpu, T> {
  private:
   struct Layers {
     // Declaration order = registration order = NCSN's state_dict order.
-    Conv2d<T> begin_conv;
-    CondInstanceNormPlusPlus<T> normalizer;
-    Conv2d<T> end_conv;
-    NcsnResBlock<T> res1a, res1b, res2a, res2b, res3a, res3b, res4a, res4b;
-    CondRefineBlock<T> refine1, refine2, refine3, refine4;
-    Elu<T> elu;
+    Conv2d<T, B> begin_conv;
+    CondInstanceNormPlusPlus<T, B> normalizer;
+    Conv2d<T, B> end_conv;
+    NcsnResBlock<T, B> res1a, res1b, res2a, res2b, res3a, res3b, res4a, res4b;
+    CondRefineBlock<T, B> refine1, refine2, refine3, refine4;
+    Elu<T, B> elu;
 
-    Layers(ParameterStore<T>& s, const Config& c, CounterRng r)
+    Layers(ParameterStore<T, B>& s, const Config& c, CounterRng r)
         : begin_conv(s, "begin_conv", {.in = c.channels, .out = c.ngf, .kernel = 3}, r.substream(0)),
           normalizer(s, "normalizer", c.ngf, c.num_levels, r.substream(1)),
           end_conv(s, "end_conv", {.in = c.ngf, .out = c.channels, .kernel = 3}, r.substream(2)),
@@ -257,7 +261,7 @@ class NcsnRefineNet<backend::cpu, T> {
           refine3(s, "refine3", {2 * c.ngf, 2 * c.ngf}, c.ngf, c.num_levels, false, false, r.substream(13)),
           refine4(s, "refine4", {c.ngf, c.ngf}, c.ngf, c.num_levels, false, true, r.substream(14)) {}
 
-    static typename NcsnResBlock<T>::Spec rb(const Config& c, std::size_t in_mult, std::size_t out_mult, Resample rs,
+    static typename NcsnResBlock<T, B>::Spec rb(const Config& c, std::size_t in_mult, std::size_t out_mult, Resample rs,
                                              std::size_t dilation) {
       return {.in = in_mult * c.ngf, .out = out_mult * c.ngf, .resample = rs, .dilation = dilation,
               .num_levels = c.num_levels};
@@ -277,30 +281,26 @@ class NcsnRefineNet<backend::cpu, T> {
 
   void build(std::uint64_t seed) {
     l_.reset();
-    store_ = std::make_unique<ParameterStore<T>>();
+    store_ = std::make_unique<ParameterStore<T, B>>();
     l_ = std::make_unique<Layers>(*store_, cfg_, CounterRng(seed, 0x9C5E));
+    store_->finalize();
   }
 
   /// NCSN maps the input from [0, 1] to [-1, 1] (logit_transform off).
-  static void to_symmetric(const Tensor4<T>& x, Tensor4<T>& y) {
-    cpu::detail::resize_like(y, shape_of(x));
-    const T* s = x.data();
-    T* d = y.data();
-    const std::size_t n = x.size();
-    for (std::size_t i = 0; i < n; ++i) d[i] = T(2) * s[i] - T(1);
-  }
+  static void to_symmetric(Context& ctx, const Tensor& x, Tensor& y) { Ops::affine(ctx, x, y, T(2), T(-1)); }
 
-  void check_input(const Tensor4<T>& x, std::span<const int> levels) const {
+  void check_input(const Tensor& x, std::span<const int> levels) const {
     detail::check_score_net_input("NcsnRefineNet", x, levels, cfg_.channels, cfg_.image_size, cfg_.num_levels);
   }
 
 
   Config cfg_;
-  std::unique_ptr<ParameterStore<T>> store_;
+  std::unique_ptr<ParameterStore<T, B>> store_;
   std::unique_ptr<Layers> l_;
   // Training activations: every block input stays here unchanged until backward().
-  Tensor4<T> xin_, h0_, l1a_, l1_, l2a_, l2_, l3a_, l3_, l4a_, l4_, r1_, r2_, r3_, r4_, n_, out_;
-  Tensor4<T> g_[6];                 // gradient scratch
+  Context ctx_;  // training calls
+  Tensor xin_, h0_, l1a_, l1_, l2a_, l2_, l3a_, l3_, l4a_, l4_, r1_, r2_, r3_, r4_, n_, out_;
+  Tensor g_[6];                 // gradient scratch
   WorkspaceCache<Workspace> spare_;  // for infer(x, levels, out)
 };
 

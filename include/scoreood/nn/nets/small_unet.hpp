@@ -13,7 +13,6 @@
 #include <scoreood/core/rng.hpp>
 #include <scoreood/core/serialization.hpp>
 #include <scoreood/core/tensor.hpp>
-#include <scoreood/cpu/elementwise.hpp>
 #include <scoreood/nn/blocks/cond_res_block.hpp>
 #include <scoreood/nn/checkpoint.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
@@ -44,19 +43,18 @@ struct SmallUNetConfig {
   bool operator==(const SmallUNetConfig&) const = default;
 };
 
-/// @tparam Backend backend tag: `cpu` here; the CUDA specialisation lives in cuda/.
-/// @tparam T value type: float for work, double for gradient checks.
-template <class Backend = backend::cpu, class T = float>
+/// @tparam B backend tag (core/backend.hpp): backend::cpu, or backend::cuda in a translation
+///           unit compiled by nvcc with <scoreood/cuda.hpp> included.
+/// @tparam T value type: float for work, double for gradient checks (CPU).
+template <concepts::Backend B = backend::cpu, class T = float>
 class SmallUNet {
-  static_assert(std::is_same_v<Backend, backend::cpu>,
-                "SmallUNet: no specialisation for this backend (compile with nvcc and include <scoreood/cuda.cuh>)");
-};
+  using Ops = backend::ops<B>;
 
-template <class T>
-class SmallUNet<backend::cpu, T> {
  public:
-  using backend_type = backend::cpu;
+  using backend_type = B;
   using value_type = T;
+  using Tensor = backend::tensor_t<B, T>;
+  using Context = backend::context_t<B>;
   using Config = SmallUNetConfig;
   static constexpr std::string_view name = "small-unet";
 
@@ -66,8 +64,10 @@ class SmallUNet<backend::cpu, T> {
   SmallUNet& operator=(const SmallUNet&) = delete;
 
   const Config& config() const { return cfg_; }
-  ParameterStore<T>& parameters() { return *store_; }
-  const ParameterStore<T>& parameters() const { return *store_; }
+  ParameterStore<T, B>& parameters() { return *store_; }
+  const ParameterStore<T, B>& parameters() const { return *store_; }
+  /// The context of training calls (forward, backward, the optimiser): one stream on CUDA.
+  Context& context() { return ctx_; }
   std::size_t parameter_count() const { return store_->count(); }
 
   /// Multiply-accumulates of one forward pass for one image.
@@ -80,71 +80,75 @@ class SmallUNet<backend::cpu, T> {
 
   /// Training forward: s(x, level) per sample, intermediates kept for backward().
   /// `x` must stay alive and unchanged until backward().
-  const Tensor4<T>& forward(const Tensor4<T>& x, std::span<const int> levels) {
+  const Tensor& forward(const Tensor& x, std::span<const int> levels) {
     check_input(x, levels);
     auto& L = *l_;
-    L.conv_in.forward(x, h0_);
-    L.rb1.forward(h0_, levels, h28_);
-    L.rb2.forward(h28_, levels, h14_);
-    L.rb3.forward(h14_, levels, h7a_);
-    L.rb4.forward(h7a_, levels, h7b_);
-    L.up14.forward(h7b_, u14_, &h14_);  // + skip, in the same pass
-    L.rb5.forward(u14_, levels, h14b_);
-    L.up28.forward(h14b_, u28_, &h28_);
-    L.rb6.forward(u28_, levels, h28b_);
-    L.norm_out.forward_elu(h28b_, levels, n_, L.elu_out, true);  // h28b_ is kept until backward
-    L.conv_out.forward(n_, out_);
+    auto& ctx = ctx_;
+    L.conv_in.forward(ctx, x, h0_);
+    L.rb1.forward(ctx, h0_, levels, h28_);
+    L.rb2.forward(ctx, h28_, levels, h14_);
+    L.rb3.forward(ctx, h14_, levels, h7a_);
+    L.rb4.forward(ctx, h7a_, levels, h7b_);
+    L.up14.forward(ctx, h7b_, u14_, &h14_);  // + skip, in the same pass
+    L.rb5.forward(ctx, u14_, levels, h14b_);
+    L.up28.forward(ctx, h14b_, u28_, &h28_);
+    L.rb6.forward(ctx, u28_, levels, h28b_);
+    L.norm_out.forward_elu(ctx, h28b_, levels, n_, L.elu_out, true);  // h28b_ is kept until backward
+    L.conv_out.forward(ctx, n_, out_);
     return out_;
   }
 
   /// Inference scratch (nn/workspace.hpp): every tensor keeps one shape across calls
   /// (a shape change reallocates), one block workspace per block.
   struct Workspace {
-    Tensor4<T> t[8];
-    typename CondResBlock<T>::Workspace rb[6];
+    Context ctx;  ///< this workspace's own (on CUDA a stream and library handles: one per thread)
+    Tensor t[8];
+    typename CondResBlock<T, B>::Workspace rb[6];
   };
 
   /// Inference forward (no caching): the score for each image at its level. Writes only
   /// `ws` and `out`: safe from several threads, each with its own workspace.
-  void infer(Workspace& ws, const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+  void infer(Workspace& ws, const Tensor& x, std::span<const int> levels, Tensor& out) const {
     check_input(x, levels);
     const auto& L = *l_;
+    auto& ctx = ws.ctx;
     auto& b = ws.t;
     auto& w = ws.rb;
-    L.conv_in.infer(x, b[0]);                // C@28
-    L.rb1.infer(w[0], b[0], levels, b[1]);   // C@28: 28-px skip
-    L.rb2.infer(w[1], b[1], levels, b[2]);   // 2C@14: 14-px skip
-    L.rb3.infer(w[2], b[2], levels, b[3]);   // 2C@7
-    L.rb4.infer(w[3], b[3], levels, b[4]);   // 2C@7
-    L.up14.infer(b[4], b[5], &b[2]);         // 2C@14, + 14-px skip
-    L.rb5.infer(w[4], b[5], levels, b[6]);   // C@14
-    L.up28.infer(b[6], b[0], &b[1]);         // C@28, + 28-px skip
-    L.rb6.infer(w[5], b[0], levels, b[7]);   // C@28
-    L.norm_out.infer_elu(b[7], levels, b[1], L.elu_out);
-    L.conv_out.infer(b[1], out);
+    L.conv_in.infer(ctx, x, b[0]);                // C@28
+    L.rb1.infer(ctx, w[0], b[0], levels, b[1]);   // C@28: 28-px skip
+    L.rb2.infer(ctx, w[1], b[1], levels, b[2]);   // 2C@14: 14-px skip
+    L.rb3.infer(ctx, w[2], b[2], levels, b[3]);   // 2C@7
+    L.rb4.infer(ctx, w[3], b[3], levels, b[4]);   // 2C@7
+    L.up14.infer(ctx, b[4], b[5], &b[2]);         // 2C@14, + 14-px skip
+    L.rb5.infer(ctx, w[4], b[5], levels, b[6]);   // C@14
+    L.up28.infer(ctx, b[6], b[0], &b[1]);         // C@28, + 28-px skip
+    L.rb6.infer(ctx, w[5], b[0], levels, b[7]);   // C@28
+    L.norm_out.infer_elu(ctx, b[7], levels, b[1], L.elu_out);
+    L.conv_out.infer(ctx, b[1], out);
   }
   /// The same with the network's spare workspace (a fresh one while another thread holds it).
-  void infer(const Tensor4<T>& x, std::span<const int> levels, Tensor4<T>& out) const {
+  void infer(const Tensor& x, std::span<const int> levels, Tensor& out) const {
     spare_.use([&](Workspace& ws) { infer(ws, x, levels, out); });
   }
 
   /// Back-propagates dL/d(score); parameter gradients accumulate (zero them first).
-  void backward(const Tensor4<T>& d_score) {
+  void backward(const Tensor& d_score) {
     auto& L = *l_;
+    auto& ctx = ctx_;
     // Gradient buffers by shape (C@28: 0, 1; 2C@14: 2, 3; C@14: 4; 2C@7: 5, 6) so none is reallocated.
-    L.conv_out.backward(d_score, g_[0]);
-    L.norm_out.backward_elu(g_[0], g_[1], L.elu_out);  // elu_out's backward fused in
-    L.rb6.backward(g_[1], g_[0]);        // g0: d u28 = d(up28 out) = d h28 (skip)
-    L.up28.backward(g_[0], g_[4]);       // g4: d h14b
-    L.rb5.backward(g_[4], g_[2]);        // g2: d u14
-    L.up14.backward(g_[2], g_[5]);       // g5: d h7b
-    L.rb4.backward(g_[5], g_[6]);        // g6: d h7a
-    L.rb3.backward(g_[6], g_[3]);        // g3: d h14 (via rb3)
-    cpu::add_inplace(g_[3], g_[2]);      //     + d h14 via the skip add
-    L.rb2.backward(g_[3], g_[1]);        // g1: d h28 (via rb2)
-    cpu::add_inplace(g_[1], g_[0]);      //     + d h28 via the skip add
-    L.rb1.backward(g_[1], g_[0]);        // g0: d h0
-    L.conv_in.backward_params(g_[0]);    // the input gradient is not needed
+    L.conv_out.backward(ctx, d_score, g_[0]);
+    L.norm_out.backward_elu(ctx, g_[0], g_[1], L.elu_out);  // elu_out's backward fused in
+    L.rb6.backward(ctx, g_[1], g_[0]);        // g0: d u28 = d(up28 out) = d h28 (skip)
+    L.up28.backward(ctx, g_[0], g_[4]);       // g4: d h14b
+    L.rb5.backward(ctx, g_[4], g_[2]);        // g2: d u14
+    L.up14.backward(ctx, g_[2], g_[5]);       // g5: d h7b
+    L.rb4.backward(ctx, g_[5], g_[6]);        // g6: d h7a
+    L.rb3.backward(ctx, g_[6], g_[3]);        // g3: d h14 (via rb3)
+    Ops::add_inplace(ctx, g_[3], g_[2]);      //     + d h14 via the skip add
+    L.rb2.backward(ctx, g_[3], g_[1]);        // g1: d h28 (via rb2)
+    Ops::add_inplace(ctx, g_[1], g_[0]);      //     + d h28 via the skip add
+    L.rb1.backward(ctx, g_[1], g_[0]);        // g0: d h0
+    L.conv_in.backward_params(ctx, g_[0]);    // the input gradient is not needed
   }
 
   /// The sizes a file records of this architecture (nn/nets/net_file.hpp).
@@ -177,14 +181,14 @@ class SmallUNet<backend::cpu, T> {
 
  private:
   struct Layers {
-    Conv2d<T> conv_in;
-    CondResBlock<T> rb1, rb2, rb3, rb4, rb5, rb6;
-    UpsampleNearest<T> up14, up28;
-    CondInstanceNormPlusPlus<T> norm_out;
-    Elu<T> elu_out;
-    Conv2d<T> conv_out;
+    Conv2d<T, B> conv_in;
+    CondResBlock<T, B> rb1, rb2, rb3, rb4, rb5, rb6;
+    UpsampleNearest<T, B> up14, up28;
+    CondInstanceNormPlusPlus<T, B> norm_out;
+    Elu<T, B> elu_out;
+    Conv2d<T, B> conv_out;
 
-    Layers(ParameterStore<T>& s, const Config& c, CounterRng r)
+    Layers(ParameterStore<T, B>& s, const Config& c, CounterRng r)
         : conv_in(s, "conv_in", {.in = c.channels, .out = c.width, .kernel = 3}, r.substream(0)),
           rb1(s, "rb1", c.width, c.width, 1, c.num_levels, r.substream(1)),
           rb2(s, "rb2", c.width, 2 * c.width, 2, c.num_levels, r.substream(2)),
@@ -208,20 +212,22 @@ class SmallUNet<backend::cpu, T> {
 
   void build(std::uint64_t seed) {
     l_.reset();
-    store_ = std::make_unique<ParameterStore<T>>();
+    store_ = std::make_unique<ParameterStore<T, B>>();
     l_ = std::make_unique<Layers>(*store_, cfg_, CounterRng(seed, 0x5EED));
+    store_->finalize();
   }
 
-  void check_input(const Tensor4<T>& x, std::span<const int> levels) const {
+  void check_input(const Tensor& x, std::span<const int> levels) const {
     detail::check_score_net_input("SmallUNet", x, levels, cfg_.channels, cfg_.image_size, cfg_.num_levels);
   }
 
 
   Config cfg_;
-  std::unique_ptr<ParameterStore<T>> store_;
+  std::unique_ptr<ParameterStore<T, B>> store_;
   std::unique_ptr<Layers> l_;
-  Tensor4<T> h0_, h28_, h14_, h7a_, h7b_, u14_, h14b_, u28_, h28b_, n_, out_;  // training activations
-  Tensor4<T> g_[7];                                                             // gradient scratch
+  Context ctx_;                                                         // training calls
+  Tensor h0_, h28_, h14_, h7a_, h7b_, u14_, h14b_, u28_, h28b_, n_, out_;  // training activations
+  Tensor g_[7];                                                         // gradient scratch
   WorkspaceCache<Workspace> spare_;                                             // for infer(x, levels, out)
 };
 

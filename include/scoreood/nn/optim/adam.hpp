@@ -20,13 +20,14 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace scoreood::nn {
 
 /// Global L2 norm of all gradients in the store (accumulated in double).
 template <class T>
-double grad_norm(const ParameterStore<T>& store) {
+double grad_norm(const ParameterStore<T, backend::cpu>& store) {
   const T* g = store.grad_data();
   const std::ptrdiff_t n = std::ptrdiff_t(store.count());
   double s = 0;
@@ -38,7 +39,7 @@ double grad_norm(const ParameterStore<T>& store) {
 /// Scales all gradients so their global L2 norm is at most `max_norm`, like
 /// torch.nn.utils.clip_grad_norm_ (norm_type 2). Returns the norm before clipping.
 template <class T>
-double clip_grad_norm(ParameterStore<T>& store, double max_norm) {
+double clip_grad_norm(ParameterStore<T, backend::cpu>& store, double max_norm) {
   if (!(max_norm > 0)) throw ValueError("clip_grad_norm: max_norm must be positive, got " + std::to_string(max_norm));
   const double norm = grad_norm(store);
   if (!std::isfinite(norm)) return norm;  // leave NaN/inf visible to the caller instead of spreading it
@@ -53,6 +54,26 @@ double clip_grad_norm(ParameterStore<T>& store, double max_norm) {
   return norm;
 }
 
+/// The same on any backend, in its context.
+template <class T, class B>
+double grad_norm(backend::context_t<B>& ctx, const ParameterStore<T, B>& store) {
+  if constexpr (std::is_same_v<B, backend::cpu>) return grad_norm(store);
+  else return std::sqrt(backend::ops<B>::sum_squares(ctx, store.grad_data(), store.count()));
+}
+template <class T, class B>
+double clip_grad_norm(backend::context_t<B>& ctx, ParameterStore<T, B>& store, double max_norm) {
+  if constexpr (std::is_same_v<B, backend::cpu>) {
+    return clip_grad_norm(store, max_norm);
+  } else {
+    if (!(max_norm > 0)) throw ValueError("clip_grad_norm: max_norm must be positive, got " + std::to_string(max_norm));
+    const double norm = grad_norm(ctx, store);
+    if (!std::isfinite(norm)) return norm;
+    const double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0) backend::ops<B>::scale(ctx, store.grad_data(), store.count(), T(coef));
+    return norm;
+  }
+}
+
 /// Hyper-parameters of Adam; defaults are PyTorch's (and NCSN's lr 1e-3).
 struct AdamOptions {
   double lr = 1e-3;
@@ -65,18 +86,25 @@ struct AdamOptions {
 
 /// Adam over every parameter of a ParameterStore.
 /// @tparam T value type of the store (float for training, double for tests).
-template <class T>
+/// @tparam B backend tag: the moments live in its memory, the update is ops<B>::adam_step.
+template <class T, class B = backend::cpu>
 class Adam {
+  static constexpr bool on_host = std::is_same_v<B, backend::cpu>;
+
  public:
-  explicit Adam(ParameterStore<T>& store, AdamOptions opt = {}) : store_(&store), opt_(opt) {
+  using Context = backend::context_t<B>;
+
+  explicit Adam(ParameterStore<T, B>& store, AdamOptions opt = {}) : store_(&store), opt_(opt) {
     validate(opt_);
-    m_.assign(store.count(), T(0));
-    v_.assign(store.count(), T(0));
+    const std::vector<T> zero(store.count(), T(0));
+    set_moments(zero, zero);
   }
 
   /// One update from the gradients currently in the store (they are left in
   /// place, clipped if clipping is on; zero them before the next backward).
-  void step() {
+  void step()
+    requires on_host
+  {
     if (store_->count() != m_.size())
       throw ShapeError("Adam: the store has " + std::to_string(store_->count()) + " values, the optimiser " +
                        std::to_string(m_.size()) + " (parameters added after the optimiser was made?)");
@@ -101,6 +129,23 @@ class Adam {
       p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
     }
   }
+  /// The same in the backend's context (on the CPU exactly step()).
+  void step(Context& ctx) {
+    if constexpr (on_host) {
+      step();
+    } else {
+      if (store_->count() != m_.size())
+        throw ShapeError("Adam: the store has " + std::to_string(store_->count()) + " values, the optimiser " +
+                         std::to_string(m_.size()));
+      last_grad_norm_ = opt_.max_grad_norm > 0 ? clip_grad_norm(ctx, *store_, opt_.max_grad_norm) : -1.0;
+      ++t_;
+      const backend::AdamStep st{.lr = opt_.lr, .beta1 = opt_.beta1, .beta2 = opt_.beta2, .eps = opt_.eps,
+                                 .weight_decay = opt_.weight_decay,
+                                 .bias1 = 1.0 - std::pow(opt_.beta1, double(t_)),
+                                 .bias2 = 1.0 - std::pow(opt_.beta2, double(t_))};
+      backend::ops<B>::adam_step(ctx, store_->value_data(), store_->grad_data(), m_.data(), v_.data(), m_.size(), st);
+    }
+  }
 
   /// Number of steps taken (torch's state["step"]).
   std::uint64_t steps() const { return t_; }
@@ -116,13 +161,17 @@ class Adam {
     o.lr = lr;
     set_options(o);
   }
-  std::span<const T> first_moment() const { return m_; }
-  std::span<const T> second_moment() const { return v_; }
+  std::span<const T> first_moment() const
+    requires on_host
+  { return m_; }
+  std::span<const T> second_moment() const
+    requires on_host
+  { return v_; }
 
   /// Forgets the moments and the step count.
   void reset() {
-    std::fill(m_.begin(), m_.end(), T(0));
-    std::fill(v_.begin(), v_.end(), T(0));
+    const std::vector<T> zero(m_.size(), T(0));
+    set_moments(zero, zero);
     t_ = 0;
   }
 
@@ -132,8 +181,13 @@ class Adam {
     w.put<std::uint32_t>(sizeof(T));
     for (double x : {opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, opt_.max_grad_norm}) w.put(x);
     w.put<std::uint64_t>(t_);
-    w.put_vector(m_);
-    w.put_vector(v_);
+    if constexpr (on_host) {
+      w.put_vector(m_);
+      w.put_vector(v_);
+    } else {
+      w.put_vector(m_.to_host());
+      w.put_vector(v_.to_host());
+    }
   }
 
   /// Reads what save() wrote; the moment arrays must fit this store exactly.
@@ -162,11 +216,20 @@ class Adam {
     r.get_into(std::span<T>(v), "Adam second moment");
     opt_ = o;
     t_ = t;
-    m_ = std::move(m);
-    v_ = std::move(v);
+    set_moments(m, v);
   }
 
  private:
+  void set_moments(const std::vector<T>& m, const std::vector<T>& v) {
+    if constexpr (on_host) {
+      m_ = m;
+      v_ = v;
+    } else {
+      m_ = backend::storage_t<B, T>(std::span<const T>(m));
+      v_ = backend::storage_t<B, T>(std::span<const T>(v));
+    }
+  }
+
   static void validate(const AdamOptions& o) {
     auto bad = [](const std::string& what, double x) {
       throw ValueError("Adam: " + what + " is out of range: " + std::to_string(x));
@@ -179,9 +242,9 @@ class Adam {
     if (!(o.max_grad_norm >= 0) || !std::isfinite(o.max_grad_norm)) bad("max_grad_norm", o.max_grad_norm);
   }
 
-  ParameterStore<T>* store_;
+  ParameterStore<T, B>* store_;
   AdamOptions opt_;
-  std::vector<T> m_, v_;
+  backend::storage_t<B, T> m_, v_;
   std::uint64_t t_ = 0;
   double last_grad_norm_ = -1.0;
 };

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -22,17 +23,42 @@ namespace scoreood::nn {
 
 /// Shadow copy of a store's values.
 /// @tparam T value type of the store.
-template <class T>
+/// @tparam B backend tag: the shadow lives in its memory.
+template <class T, class B = backend::cpu>
 class Ema {
+  static constexpr bool on_host = std::is_same_v<B, backend::cpu>;
+  using Ops = backend::ops<B>;
+
  public:
+  using Context = backend::context_t<B>;
+
   /// Starts the shadow at the store's current values.
-  explicit Ema(const ParameterStore<T>& store, double rate = 0.999)
-      : rate_(rate), shadow_(store.values().begin(), store.values().end()) {
+  explicit Ema(const ParameterStore<T, B>& store, double rate = 0.999) : rate_(rate) {
     if (!(rate >= 0 && rate < 1)) throw ValueError("Ema: rate must be in [0, 1), got " + std::to_string(rate));
+    set_shadow(store.to_host());
+  }
+
+  /// shadow = rate * shadow + (1 - rate) * value, in the backend's context.
+  void update(Context& ctx, const ParameterStore<T, B>& store) {
+    if constexpr (on_host) {
+      update(store);
+    } else {
+      check(store.count(), "update");
+      Ops::ema_update(ctx, shadow_.data(), store.value_data(), shadow_.size(), rate_);
+      ++updates_;
+    }
+  }
+  /// Overwrites the store's values with the shadow, in the backend's context.
+  void copy_to(Context& ctx, ParameterStore<T, B>& store) const {
+    check(store.count(), "copy_to");
+    if constexpr (on_host) copy_to(store);
+    else Ops::copy_n(ctx, shadow_.data(), store.value_data(), shadow_.size());
   }
 
   /// shadow = rate * shadow + (1 - rate) * value.
-  void update(const ParameterStore<T>& store) {
+  void update(const ParameterStore<T, B>& store)
+    requires on_host
+  {
     check(store.count(), "update");
     const T a = T(rate_), b = T(1.0 - rate_);
     const T* p = store.value_data();
@@ -44,21 +70,25 @@ class Ema {
   }
 
   /// Overwrites the store's values with the shadow (for evaluation or export).
-  void copy_to(ParameterStore<T>& store) const {
+  void copy_to(ParameterStore<T, B>& store) const
+    requires on_host
+  {
     check(store.count(), "copy_to");
     std::copy(shadow_.begin(), shadow_.end(), store.value_data());
   }
 
   /// Exchanges shadow and live values: call once to evaluate with the EMA
   /// weights and once more to resume training where it was.
-  void swap_with(ParameterStore<T>& store) {
+  void swap_with(ParameterStore<T, B>& store)
+    requires on_host
+  {
     check(store.count(), "swap_with");
     std::swap_ranges(shadow_.begin(), shadow_.end(), store.value_data());
   }
 
   /// Restarts the shadow at the store's current values.
-  void reset(const ParameterStore<T>& store) {
-    shadow_.assign(store.values().begin(), store.values().end());
+  void reset(const ParameterStore<T, B>& store) {
+    set_shadow(store.to_host());
     updates_ = 0;
   }
 
@@ -68,14 +98,17 @@ class Ema {
     rate_ = r;
   }
   std::uint64_t updates() const { return updates_; }
-  std::span<const T> shadow() const { return shadow_; }
+  std::span<const T> shadow() const
+    requires on_host
+  { return shadow_; }
 
   void save(io::ByteWriter& w) const {
     w.put_string("ema");
     w.put<std::uint32_t>(sizeof(T));
     w.put<double>(rate_);
     w.put<std::uint64_t>(updates_);
-    w.put_vector(shadow_);
+    if constexpr (on_host) w.put_vector(shadow_);
+    else w.put_vector(shadow_.to_host());
   }
 
   /// Reads what save() wrote; the shadow must have this store's size.
@@ -92,10 +125,14 @@ class Ema {
     r.get_into(std::span<T>(s), "EMA shadow");
     rate_ = rate;
     updates_ = updates;
-    shadow_ = std::move(s);
+    set_shadow(std::move(s));
   }
 
  private:
+  void set_shadow(std::vector<T> s) {
+    if constexpr (on_host) shadow_ = std::move(s);
+    else shadow_ = backend::storage_t<B, T>(std::span<const T>(s));
+  }
   void check(std::size_t n, const char* what) const {
     if (n != shadow_.size())
       throw ShapeError(std::string("Ema::") + what + ": the store has " + std::to_string(n) +
@@ -103,7 +140,7 @@ class Ema {
   }
 
   double rate_;
-  std::vector<T> shadow_;
+  backend::storage_t<B, T> shadow_;
   std::uint64_t updates_ = 0;
 };
 
