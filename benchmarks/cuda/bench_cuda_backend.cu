@@ -1,19 +1,14 @@
 // Times ops<backend::cuda> at SmallUNet / NCSN sizes (CUDA events, median of
-// repeats on the context's stream) and, once the networks are templated on the
-// backend, SmallUNet<cuda> and NcsnRefineNet<cuda> end to end: a training step
-// (Rot4 DSM batch, forward, loss, backward, Adam) and inference, in images/s.
+// repeats on the context's stream), then SmallUNet<cuda> and NcsnRefineNet<cuda>
+// end to end: a training step (Rot4 DSM batch, forward, loss, backward, Adam)
+// and inference, in images/s.
 // Usage: bench_cuda_backend [--quick]
 #include <scoreood/cuda.hpp>
 
-#if __has_include(<scoreood/cpu/backend.hpp>)
 #include <scoreood/augment.hpp>
 #include <scoreood/nn.hpp>
 #include <scoreood/schedule.hpp>
 #include <scoreood/score.hpp>
-#define SCOREOOD_BENCH_NETWORKS 1
-#else
-#define SCOREOOD_BENCH_NETWORKS 0
-#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -51,7 +46,7 @@ void row(const std::string& name, const std::string& shape, float ms, const std:
   std::printf("| %-34s | %-20s | %9.4f | %-16s |\n", name.c_str(), shape.c_str(), ms, extra.c_str());
 }
 
-[[maybe_unused]] std::string per_second(double items, float ms, const char* unit) {
+std::string per_second(double items, float ms, const char* unit) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.0f %s/s", items / (ms * 1e-3), unit);
   return buf;
@@ -156,7 +151,6 @@ int main(int argc, char** argv) {
       "");
   row("sum_squares (read back)", "7.6M params", median_ms(ctx, [&] { (void)Ops::sum_squares(ctx, g.data(), P); }), "");
 
-#if SCOREOOD_BENCH_NETWORKS
   // Networks end to end (the training step reads the loss and the gradient norm back, as the Trainer does).
   const auto sigmas = so::schedule::Geometric{1.0f, 0.01f, 10}.sigmas();
   const so::Images train = random_images({4096, 1, 28, 28}, 8);
@@ -184,9 +178,6 @@ int main(int argc, char** argv) {
     so::nn::NcsnRefineNet<be::cuda> net({.channels = 1, .image_size = 28, .ngf = 64, .num_levels = 10}, 1);
     bench_net(net, "NcsnRefineNet ngf64", 128, std::max(3, g_reps / 3));
   }
-#else
-  std::puts("(networks: not templated on the backend in this tree)");
-#endif
   ctx.synchronize();
   return 0;
 }

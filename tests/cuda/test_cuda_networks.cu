@@ -2,18 +2,21 @@
 // against backend::cpu with the same weights: every layer's and block's forward,
 // input gradient and parameter gradients, SmallUNet and NcsnRefineNet end to
 // end, one whole training step, a 100-step loss curve (within 1 %), the
-// normality vectors and anomaly maps of 100 images (within 1e-4), and
-// checkpoints that move between the backends. [slow]: left out under the sanitizers.
+// normality vectors and anomaly maps of 100 images (within 1e-4),
+// checkpoints that move between the backends, and a detector saved on the CPU
+// that scores the same on CUDA. [slow]: left out under the sanitizers.
 #include "cuda_test_util.cuh"
 
-#if __has_include(<scoreood/cpu/backend.hpp>)  // the layers and networks templated on the backend
 #include <scoreood/augment.hpp>
+#include <scoreood/density.hpp>
+#include <scoreood/detector.hpp>
 #include <scoreood/nn.hpp>
 #include <scoreood/schedule.hpp>
 #include <scoreood/score.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -451,8 +454,29 @@ TEST_CASE("normality vectors and anomaly maps of 100 images on CUDA equal the CP
   CHECK(rel(values(ag), values(ac)) < 1e-4);
 }
 
-#else
-TEST_CASE("the networks over the seam are not in this tree yet", "[cuda][networks]") {
-  WARN("include/scoreood/cpu/backend.hpp is missing: the layers and networks are not templated on the backend");
+
+TEST_CASE("a detector trained on the CPU scores the same on CUDA", "[cuda][networks][detector][slow]") {
+  using CpuDetector = so::ScoreOOD<nn::SmallUNet<Cpu>, so::augment::Rot4, so::density::Gmm>;
+  using GpuDetector = so::ScoreOOD<nn::SmallUNet<Cuda>, so::augment::Rot4, so::density::Gmm>;
+  CpuDetector::Options o;
+  o.net = {.channels = 1, .image_size = 28, .width = 16};
+  o.batch = 32;
+  CpuDetector cpu_det(so::schedule::Geometric{1.0f, 0.01f, 10}, o);
+  const Images train = blob_images(200, 1, 28, 12);
+  so::score::TrainOptions t;
+  t.steps = 10;
+  t.batch = 32;
+  cpu_det.train(train, t);
+  cpu_det.fit_density(train, 120);
+  const auto path = std::filesystem::temp_directory_path() / "scoreood_test_cuda_detector.sood";
+  cpu_det.save(path);
+  const GpuDetector gpu_det = GpuDetector::from_file(path);
+  std::filesystem::remove(path);
+  const Images test = blob_images(40, 1, 28, 13);
+  const std::vector<double> sc = cpu_det.score(test), sg = gpu_det.score(test);
+  REQUIRE(sg.size() == sc.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < sc.size(); ++i) worst = std::max(worst, std::abs(sg[i] - sc[i]) / std::max(1.0, std::abs(sc[i])));
+  INFO("worst relative score difference " << worst);
+  CHECK(worst < 1e-3);
 }
-#endif
