@@ -75,15 +75,22 @@ else()
 endif()
 # CMake < 3.26 does not know the cuda_std_20 feature for nvcc 12+, so ask for
 # C++20 directly (harmless on newer CMake).
+# The host half of a .cu file runs the library's CPU code too (reference paths,
+# the host side of the detector): OpenMP as in the .cpp files. Eigen's nvcc
+# pragmas (diag_suppress) are unknown to the host compiler: not a warning here.
 target_compile_options(scoreood_cuda INTERFACE
   $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>
-  $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall>)
+  $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wno-unknown-pragmas>
+  $<$<AND:$<COMPILE_LANGUAGE:CUDA>,$<CXX_COMPILER_ID:GNU,Clang>>:-Xcompiler=-fopenmp>)
 
-# Settings for this repository's CUDA programs only.
+# Settings for this repository's CUDA programs only. EIGEN_NO_CUDA: the library
+# uses Eigen on the host only, and without it nvcc warns about Eigen's own
+# __host__ __device__ annotations in every translation unit.
 function(scoreood_cuda_program name)
   target_link_libraries(${name} PRIVATE scoreood::cuda)
   set_target_properties(${name} PROPERTIES CUDA_ARCHITECTURES "${SCOREOOD_CUDA_ARCHITECTURES}")
   target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -lineinfo>)
+  target_compile_definitions(${name} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:EIGEN_NO_CUDA>)
 endfunction()
 
 if(SCOREOOD_BUILD_TESTS)

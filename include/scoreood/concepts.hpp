@@ -25,6 +25,13 @@ namespace scoreood::concepts {
 
 // concepts::Backend (a closed trait: backend::cpu, backend::cuda) is defined in core/backend.hpp.
 
+namespace detail {
+/// ops<B>::norm_cache<T> as an alias: GCC 12 rejects the type requirement
+/// `typename X::template Y<T>;` written out in a requires-expression.
+template <class B, class T>
+using norm_cache_t = typename backend::ops<B>::template norm_cache<T>;
+}  // namespace detail
+
 /// What the layers, networks, trainer and features call on a backend (core/backend.hpp), for
 /// float; `ctx` is the backend's context, tensors are tensor_t<B, float>, parameters raw
 /// pointers into its memory. Every operation is specialised by cpu/backend.hpp (always) and
@@ -36,7 +43,7 @@ concept BackendOps = Backend<B> && requires(backend::context_t<B>& ctx, Tn& y, c
                                              const backend::AdamStep& as, const float* cw, float* w, std::size_t n,
                                              float a, double d, bool flag, const Images& host, Images& host_out,
                                              std::span<double> out, std::span<const float> sig) {
-  typename backend::ops<B>::template norm_cache<float>;
+  typename detail::norm_cache_t<B, float>;
   // tensors
   backend::ops<B>::resize(y, s);
   backend::ops<B>::zeros(ctx, y, s);

@@ -55,3 +55,64 @@ std::vector<T> download(const gpu::DeviceBuffer<T>& b) {
 }
 
 }  // namespace sot
+
+// ------------------------------------------------------------ backend helpers (ops<backend::cuda>)
+#if SCOREOOD_HAVE_CUDNN
+#include <scoreood/core/tensor.hpp>
+
+#include <string>
+
+namespace sot {
+
+using Ops = scoreood::backend::ops<scoreood::backend::cuda>;
+using DTensor = gpu::DeviceTensor4<float>;
+using scoreood::Images;
+using scoreood::Shape4;
+
+/// Host images of shape s, normal(shift, scale) from a fixed stream of `seed`.
+inline Images random_images(const Shape4& s, std::uint64_t seed, float scale = 1.0f, float shift = 0.0f) {
+  Images t = xt::zeros<float>({s[0], s[1], s[2], s[3]});
+  const scoreood::CounterRng rng(seed, 777);
+  for (std::size_t i = 0; i < t.size(); ++i) t.data()[i] = shift + scale * rng.normal(i);
+  return t;
+}
+
+/// The values of a host tensor, or of a device tensor (downloaded on ctx's stream).
+inline std::vector<float> values(const Images& t) { return {t.data(), t.data() + t.size()}; }
+inline std::vector<float> values(gpu::Context& ctx, const DTensor& t) {
+  Images h;
+  Ops::to_host(ctx, t, h);
+  return values(h);
+}
+inline std::vector<float> values(gpu::Context& ctx, const gpu::DeviceBuffer<float>& b) {
+  std::vector<float> h(b.size());
+  Ops::download(ctx, b, std::span<float>(h));
+  return h;
+}
+
+/// A device copy of host images.
+inline DTensor upload(gpu::Context& ctx, const Images& h) {
+  DTensor t;
+  Ops::to_backend(ctx, h, t);
+  return t;
+}
+inline gpu::DeviceBuffer<float> upload(gpu::Context& ctx, std::span<const float> h) {
+  gpu::DeviceBuffer<float> b;
+  Ops::upload(ctx, h, b);
+  return b;
+}
+
+/// A device tensor of shape s holding NaN (an element an op forgets to write fails the check).
+inline DTensor poisoned(gpu::Context& ctx, const Shape4& s) {
+  DTensor t(s);
+  Ops::fill(ctx, t.data(), t.size(), std::numeric_limits<float>::quiet_NaN());
+  return t;
+}
+
+/// ||got - want|| / ||want|| (want in float, as the CPU path computes it).
+inline double rel(const std::vector<float>& got, const std::vector<float>& want) {
+  return rel_err(got, to_double(want));
+}
+
+}  // namespace sot
+#endif

@@ -171,15 +171,17 @@ inline std::vector<std::vector<Tap>> resize_taps(const gpu::ResizeShape& s, bool
   return taps;
 }
 
-/// Source pixel (i, j) of output pixel (i, j) under dihedral element g (square or even g).
+/// Source pixel (si, sj) of output pixel (i, j) under dihedral element g (square or even g):
+/// rotation by g % 4 quarter turns of the image flipped horizontally when g >= 4
+/// (augment::Dihedral8: flip first, then rotate).
 inline void dihedral_src(int g, int H, int W, int i, int j, int& si, int& sj) {
-  if (g >= 4) j = W - 1 - j;
   switch (g & 3) {
     case 0: si = i; sj = j; break;
     case 1: si = j; sj = W - 1 - i; break;
     case 2: si = H - 1 - i; sj = W - 1 - j; break;
     default: si = H - 1 - j; sj = i; break;
   }
+  if (g >= 4) sj = W - 1 - sj;  // the flip acts on the image before it is turned
 }
 
 }  // namespace ref

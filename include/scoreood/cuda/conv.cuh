@@ -2,8 +2,10 @@
  *  @brief 2-D convolutions (NCHW float, PyTorch's cross-correlation with
  *  padding, stride and dilation) through cuDNN: forward, backward-data,
  *  backward-filter and the bias terms. The algorithm for each direction is
- *  chosen once per shape (cudnnFind*, timing the candidates; cudnnGet*_v7
- *  heuristics as the fallback) and cached; one workspace is reused and grown.
+ *  chosen once per shape, when that direction first runs (cudnnFind*, timing
+ *  the candidates; cudnnGet*_v7 heuristics as the fallback: inference never
+ *  searches the backward algorithms), and cached; one workspace is reused and
+ *  grown.
  *
  *  Precision: by default only FMA (true float32) algorithms are allowed, so
  *  results match the CPU path to float rounding; ConvOptions::allow_tf32 lets
@@ -125,6 +127,7 @@ struct ConvPlan {
   cudnnConvolutionBwdDataAlgo_t bwd_data{};
   cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
   std::size_t fwd_bytes = 0, bwd_data_bytes = 0, bwd_filter_bytes = 0;
+  bool have_fwd = false, have_bwd_data = false, have_bwd_filter = false;  ///< chosen yet
 };
 
 /// First usable entry of a cuDNN perf list (sorted fastest / most recommended first).
@@ -162,6 +165,7 @@ class Convolution {
   /// y = conv(x, w) (+ bias[k] per output channel when bias is non-null).
   void forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y) {
     detail::ConvPlan& p = plan(s);
+    if (!p.have_fwd) choose_forward(p, s);
     const float one = 1.0f, zero = 0.0f;
     SCOREOOD_CUDNN_CHECK(cudnnConvolutionForward(handle_.get(), &one, p.x.get(), x, p.w.get(), w, p.conv.get(), p.fwd,
                                                  workspace_.data(), p.fwd_bytes, &zero, p.y.get(), y));
@@ -171,6 +175,7 @@ class Convolution {
   /// dx = (or +=, when accumulate) the gradient with respect to the input.
   void backward_data(const ConvShape& s, const float* w, const float* dy, float* dx, bool accumulate = false) {
     detail::ConvPlan& p = plan(s);
+    if (!p.have_bwd_data) choose_backward_data(p, s);
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     SCOREOOD_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_.get(), &one, p.w.get(), w, p.y.get(), dy, p.conv.get(),
                                                       p.bwd_data, workspace_.data(), p.bwd_data_bytes, &beta,
@@ -180,6 +185,7 @@ class Convolution {
   /// dw += (or =, when !accumulate) the gradient with respect to the weights.
   void backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw, bool accumulate = true) {
     detail::ConvPlan& p = plan(s);
+    if (!p.have_bwd_filter) choose_backward_filter(p, s);
     const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     SCOREOOD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_.get(), &one, p.x.get(), x, p.y.get(), dy, p.conv.get(),
                                                         p.bwd_filter, workspace_.data(), p.bwd_filter_bytes, &beta,
@@ -222,13 +228,14 @@ class Convolution {
                        " differs from the expected " + std::to_string(s.out_height()) + "x" +
                        std::to_string(s.out_width()) + " (" + s.str() + ")");
     SCOREOOD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, k, h, w));
-    choose_algorithms(*p, s);
-    const std::size_t need = std::max({p->fwd_bytes, p->bwd_data_bytes, p->bwd_filter_bytes});
-    workspace_.reserve_discard(need);  // cudaFree of the old one waits for work that may still use it
     return *plans_.emplace(key, std::move(p)).first->second;
   }
 
-  void choose_algorithms(detail::ConvPlan& p, const ConvShape& s) {
+  /// The workspace holds what every chosen algorithm needs (grown only; cudaFree of the old
+  /// one waits for the work that may still use it).
+  void reserve(std::size_t bytes) { workspace_.reserve_discard(bytes); }
+
+  void choose_forward(detail::ConvPlan& p, const ConvShape& s) {
     cudnnHandle_t h = handle_.get();
     const std::string where = " for " + s.str();
     {
@@ -250,6 +257,13 @@ class Convolution {
       SCOREOOD_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(),
                                                                    p.fwd, &p.fwd_bytes));
     }
+    reserve(p.fwd_bytes);
+    p.have_fwd = true;
+  }
+
+  void choose_backward_data(detail::ConvPlan& p, const ConvShape& s) {
+    cudnnHandle_t h = handle_.get();
+    const std::string where = " for " + s.str();
     {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       int count = 0;
@@ -269,6 +283,13 @@ class Convolution {
       SCOREOOD_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w.get(), p.y.get(), p.conv.get(),
                                                                         p.x.get(), p.bwd_data, &p.bwd_data_bytes));
     }
+    reserve(p.bwd_data_bytes);
+    p.have_bwd_data = true;
+  }
+
+  void choose_backward_filter(detail::ConvPlan& p, const ConvShape& s) {
+    cudnnHandle_t h = handle_.get();
+    const std::string where = " for " + s.str();
     {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
       int count = 0;
@@ -288,6 +309,8 @@ class Convolution {
       SCOREOOD_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x.get(), p.y.get(), p.conv.get(),
                                                                           p.w.get(), p.bwd_filter, &p.bwd_filter_bytes));
     }
+    reserve(p.bwd_filter_bytes);
+    p.have_bwd_filter = true;
   }
 
   ConvOptions options_;

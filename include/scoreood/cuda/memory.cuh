@@ -30,10 +30,12 @@ inline void require_device(const char* who) {
   if (device_count() == 0) throw CudaError(std::string(who) + ": no CUDA device is available");
 }
 
-/// An owning CUDA stream (non-blocking with respect to the legacy default stream).
+/// An owning CUDA stream: non-blocking with respect to the legacy default stream unless
+/// created with cudaStreamDefault (then work on the default stream, such as DeviceBuffer's
+/// synchronous copies and zero(), is ordered with this stream's work).
 class Stream {
  public:
-  Stream() { SCOREOOD_CUDA_CHECK(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
+  explicit Stream(unsigned flags = cudaStreamNonBlocking) { SCOREOOD_CUDA_CHECK(cudaStreamCreateWithFlags(&s_, flags)); }
   ~Stream() {
     if (s_) (void)cudaStreamDestroy(s_);  // never throw from a destructor
   }

@@ -7,7 +7,10 @@
  *    loss_n = 0.5 * sigma_n^2 * ||r_n||^2,   loss = mean_n loss_n
  *    dloss/ds_n = sigma_n^2 * r_n / N
  *  The same residual gives the reconstruction normality score f_rec (Eq. 3)
- *  and, summed over the group, f_rot (Eq. 5): residual_norms(). */
+ *  and, summed over the group, f_rot (Eq. 5): residual_norms().
+ *
+ *  dsm_loss_noise() is the form score::dsm_loss uses, from the noise z itself:
+ *    loss_n = 0.5 || sigma_n s_n + z_n ||^2 (summed in double),  dloss/ds_n = sigma_n (sigma_n s_n + z_n) / N. */
 #pragma once
 #include <scoreood/cuda/kernels/common.cuh>
 
@@ -52,6 +55,23 @@ __global__ void residual_norms(const T* s, const T* x, const T* xt, const T* sig
   if (threadIdx.x == 0) out[n] = accumulate ? out[n] + sqrt(acc) : sqrt(acc);
 }
 
+/// One block per sample: per-sample sum of (sigma s + z)^2 in double, and the gradient.
+template <typename T>
+__global__ void dsm_loss_noise(const T* s, const T* z, const T* sigma, double* sum_sq, T* grad, std::size_t dim,
+                               int batch) {
+  const std::size_t n = blockIdx.x;
+  const T sg = sigma[n];
+  const std::size_t off = n * dim;
+  double acc = 0;
+  for (std::size_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const T r = sg * s[off + i] + z[off + i];
+    acc += double(r) * double(r);
+    if (grad) grad[off + i] = sg * r / T(batch);
+  }
+  acc = detail::block_sum(acc);
+  if (threadIdx.x == 0) sum_sq[n] = acc;
+}
+
 /// One block: *out = scale * sum(v[0..n)).
 template <typename T>
 __global__ void scaled_sum(const T* v, std::size_t n, T scale, T* out) {
@@ -77,6 +97,17 @@ void dsm_loss(const T* s, const T* x, const T* xt, const T* sigma, int batch, st
     kernels::scaled_sum<<<1, kBlock, 0, stream>>>(loss_per_sample, std::size_t(batch), T(1) / T(batch), loss_mean);
     SCOREOOD_CUDA_CHECK_LAUNCH("scaled_sum");
   }
+}
+
+/// Per sample n: sum_sq[n] = || sigma_n s_n + z_n ||^2 (double, device); grad (nullable) =
+/// sigma_n (sigma_n s_n + z_n) / batch. The loss is 0.5 * mean_n sum_sq[n].
+template <typename T>
+void dsm_loss_noise(const T* s, const T* z, const T* sigma, int batch, std::size_t dim, double* sum_sq,
+                    std::type_identity_t<T>* grad, cudaStream_t stream = nullptr) {
+  detail::require_shape(batch >= 0 && dim >= 1, "dsm_loss_noise", "need batch >= 0 and dim >= 1");
+  if (batch == 0) return;
+  kernels::dsm_loss_noise<<<unsigned(batch), kBlock, 0, stream>>>(s, z, sigma, sum_sq, grad, dim, batch);
+  SCOREOOD_CUDA_CHECK_LAUNCH("dsm_loss_noise");
 }
 
 /// out[n] (+)= ||s_n + (xt_n - x_n) / sigma_n^2||, sigma_n = sigma[n], or

@@ -36,6 +36,27 @@ __global__ void adam_step(T* param, const T* grad, T* m, T* v, std::size_t n, T 
   }
 }
 
+/// nn::Adam's loop, float for float: g' = g + wd p; m = b1 m + a1 g'; v = b2 v + a2 g'^2;
+/// p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps).
+template <typename T>
+__global__ void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, T b1, T b2, T a1, T a2, T eps, T wd,
+                            T step_size, T inv_sqrt_bc2) {
+  for (std::size_t i = detail::global_index(); i < n; i += detail::global_stride()) {
+    const T gi = grad[i] + wd * param[i];
+    const T mi = b1 * m[i] + a1 * gi;
+    const T vi = b2 * v[i] + a2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    param[i] -= step_size * mi / (sqrt(vi) * inv_sqrt_bc2 + eps);
+  }
+}
+
+/// shadow = a * shadow + b * param (nn::Ema: a = rate, b = 1 - rate, each rounded once).
+template <typename T>
+__global__ void ema_blend(T* shadow, const T* param, std::size_t n, T a, T b) {
+  for (std::size_t i = detail::global_index(); i < n; i += detail::global_stride()) shadow[i] = a * shadow[i] + b * param[i];
+}
+
 template <typename T>
 __global__ void ema_update(T* shadow, const T* param, std::size_t n, T mu) {
   for (std::size_t i = detail::global_index(); i < n; i += detail::global_stride())
@@ -59,6 +80,33 @@ void adam_step(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamCon
   kernels::adam_step<<<detail::grid_for(n), kBlock, 0, stream>>>(param, grad, m, v, n, T(c.beta1), T(c.beta2), T(c.eps),
                                                                  T(c.weight_decay), T(c.lr / bc1), T(std::sqrt(bc2)));
   SCOREOOD_CUDA_CHECK_LAUNCH("adam_step");
+}
+
+/// The constants of one Adam step in the order nn::Adam rounds them (from double, once each).
+struct AdamCoefficients {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  double step_size = 1e-3;     ///< lr / (1 - beta1^t)
+  double inv_sqrt_bc2 = 1;     ///< 1 / sqrt(1 - beta2^t)
+};
+
+/// One Adam step with nn::Adam's float arithmetic (ops<cuda>::adam_step).
+template <typename T>
+void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamCoefficients& c,
+                 cudaStream_t stream = nullptr) {
+  if (n == 0) return;
+  kernels::adam_update<<<detail::grid_for(n), kBlock, 0, stream>>>(
+      param, grad, m, v, n, T(c.beta1), T(c.beta2), T(1.0 - c.beta1), T(1.0 - c.beta2), T(c.eps), T(c.weight_decay),
+      T(c.step_size), T(c.inv_sqrt_bc2));
+  SCOREOOD_CUDA_CHECK_LAUNCH("adam_update");
+}
+
+/// shadow = rate * shadow + (1 - rate) * param with nn::Ema's rounding (ops<cuda>::ema_update).
+template <typename T>
+void ema_blend(T* shadow, const T* param, std::size_t n, double rate, cudaStream_t stream = nullptr) {
+  detail::require(rate >= 0 && rate <= 1, "ema_blend", "rate must be in [0, 1]");
+  if (n == 0) return;
+  kernels::ema_blend<<<detail::grid_for(n), kBlock, 0, stream>>>(shadow, param, n, T(rate), T(1.0 - rate));
+  SCOREOOD_CUDA_CHECK_LAUNCH("ema_blend");
 }
 
 /// shadow = (1 - mu) * param + mu * shadow (NCSN's EMAHelper; mu = 0.999 in NCSNv2).

@@ -2,7 +2,9 @@
  *  @brief Average pooling with zero padding counted in the divisor
  *  (torch.nn.AvgPool2d with count_include_pad=True): NCSN's chained residual
  *  pooling uses 5x5, stride 1, padding 2; its mean-pool down-sampling is 2x2,
- *  stride 2 (on even sizes the same as averaging the four strided sub-grids). */
+ *  stride 2 (on even sizes the same as averaging the four strided sub-grids).
+ *  With count_include_pad = false the divisor is the number of taps inside the
+ *  image (torch's count_include_pad=False, nn::AvgPool2d's option). */
 #pragma once
 #include <scoreood/cuda/kernels/common.cuh>
 
@@ -13,6 +15,7 @@ struct PoolShape {
   int planes = 0;  ///< batch * channels
   int height = 0, width = 0;
   int kernel = 5, stride = 1, pad = 2;
+  bool count_include_pad = true;
   SCOREOOD_HOST_DEVICE int out_height() const { return (height + 2 * pad - kernel) / stride + 1; }
   SCOREOOD_HOST_DEVICE int out_width() const { return (width + 2 * pad - kernel) / stride + 1; }
 };
@@ -26,6 +29,19 @@ inline void check_pool(const PoolShape& s, const char* who) {
                     std::to_string(s.kernel) + ", stride " + std::to_string(s.stride) + ", pad " +
                     std::to_string(s.pad));
 }
+/// Taps of window o (along one axis of n pixels) that fall inside the image.
+SCOREOOD_HOST_DEVICE inline int pool_count(int o, int n, const PoolShape& s) {
+  const int start = o * s.stride - s.pad;
+  const int end = start + s.kernel < n ? start + s.kernel : n;
+  return end - (start > 0 ? start : 0);
+}
+/// 1 / divisor of output (oy, ox).
+template <typename T>
+SCOREOOD_HOST_DEVICE inline T pool_inv(int oy, int ox, const PoolShape& s) {
+  return s.count_include_pad ? T(1) / T(s.kernel * s.kernel)
+                             : T(1) / T(pool_count(oy, s.height, s) * pool_count(ox, s.width, s));
+}
+
 }  // namespace detail
 
 namespace kernels {
@@ -35,9 +51,9 @@ template <typename T>
 __global__ void avg_pool_forward(const T* x, T* y, PoolShape s) {
   const int Ho = s.out_height(), Wo = s.out_width();
   const std::size_t n = std::size_t(s.planes) * Ho * Wo;
-  const T inv = T(1) / T(s.kernel * s.kernel);
   for (std::size_t i = detail::global_index(); i < n; i += detail::global_stride()) {
     const int ox = int(i % Wo), oy = int((i / Wo) % Ho);
+    const T inv = detail::pool_inv<T>(oy, ox, s);
     const std::size_t p = i / (std::size_t(Wo) * Ho);
     const T* xp = x + p * s.height * s.width;
     T acc = 0;
@@ -59,7 +75,6 @@ template <typename T>
 __global__ void avg_pool_backward(const T* dy, T* dx, PoolShape s, bool accumulate) {
   const int Ho = s.out_height(), Wo = s.out_width();
   const std::size_t n = std::size_t(s.planes) * s.height * s.width;
-  const T inv = T(1) / T(s.kernel * s.kernel);
   for (std::size_t i = detail::global_index(); i < n; i += detail::global_stride()) {
     const int ix = int(i % s.width), iy = int((i / s.width) % s.height);
     const std::size_t p = i / (std::size_t(s.width) * s.height);
@@ -71,10 +86,10 @@ __global__ void avg_pool_backward(const T* dy, T* dx, PoolShape s, bool accumula
       for (int kx = 0; kx < s.kernel; ++kx) {
         const int tx = ix + s.pad - kx;
         if (tx < 0 || tx % s.stride != 0 || tx / s.stride >= Wo) continue;
-        acc += gp[(ty / s.stride) * Wo + tx / s.stride];
+        acc += gp[(ty / s.stride) * Wo + tx / s.stride] * detail::pool_inv<T>(ty / s.stride, tx / s.stride, s);
       }
     }
-    dx[i] = accumulate ? dx[i] + acc * inv : acc * inv;
+    dx[i] = accumulate ? dx[i] + acc : acc;
   }
 }
 

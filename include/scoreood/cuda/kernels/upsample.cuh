@@ -5,7 +5,8 @@
  *           float first as PyTorch and nn/layers/upsample.hpp do;
  *  bilinear, align_corners = true:  src = dst * (H - 1) / (Ho - 1)  (0 when Ho == 1);
  *  bilinear, align_corners = false: src = max(0, (dst + 0.5) * H / Ho - 0.5).
- *  NCSN's RefineNet fuses resolutions with bilinear, align_corners = true. */
+ *  NCSN's RefineNet fuses resolutions with bilinear, align_corners = true;
+ *  SmallUNet's decoder adds its skip inside the nearest pass (nearest_forward_add). */
 #pragma once
 #include <scoreood/cuda/kernels/common.cuh>
 
@@ -54,15 +55,17 @@ __device__ inline void bilinear_taps(int dst, int in, int out, bool align_corner
 
 namespace kernels {
 
+/// y = nearest(x) (+ residual, when not null).
 template <typename T>
-__global__ void nearest_forward(const T* x, T* y, ResizeShape s) {
+__global__ void nearest_forward(const T* x, const T* residual, T* y, ResizeShape s) {
   const std::size_t n = std::size_t(s.planes) * s.out_height * s.out_width;
   for (std::size_t i = detail::global_index(); i < n; i += detail::global_stride()) {
     const int ox = int(i % s.out_width), oy = int((i / s.out_width) % s.out_height);
     const std::size_t p = i / (std::size_t(s.out_width) * s.out_height);
     const int iy = detail::nearest_source(oy, s.height, s.out_height);
     const int ix = detail::nearest_source(ox, s.width, s.out_width);
-    y[i] = x[(p * s.height + iy) * s.width + ix];
+    const T v = x[(p * s.height + iy) * s.width + ix];
+    y[i] = residual ? v + residual[i] : v;
   }
 }
 
@@ -136,8 +139,18 @@ void nearest_forward(const T* x, T* y, const ResizeShape& s, cudaStream_t stream
   detail::check_resize(s, "nearest_forward");
   const std::size_t n = std::size_t(s.planes) * s.out_height * s.out_width;
   if (n == 0) return;
-  kernels::nearest_forward<<<detail::grid_for(n), kBlock, 0, stream>>>(x, y, s);
+  kernels::nearest_forward<<<detail::grid_for(n), kBlock, 0, stream>>>(x, static_cast<const T*>(nullptr), y, s);
   SCOREOOD_CUDA_CHECK_LAUNCH("nearest_forward");
+}
+
+/// y = nearest-neighbour resize of x + residual (residual of y's shape, distinct from y).
+template <typename T>
+void nearest_forward_add(const T* x, const T* residual, T* y, const ResizeShape& s, cudaStream_t stream = nullptr) {
+  detail::check_resize(s, "nearest_forward_add");
+  const std::size_t n = std::size_t(s.planes) * s.out_height * s.out_width;
+  if (n == 0) return;
+  kernels::nearest_forward<<<detail::grid_for(n), kBlock, 0, stream>>>(x, residual, y, s);
+  SCOREOOD_CUDA_CHECK_LAUNCH("nearest_forward_add");
 }
 
 /// dx = (or +=, when accumulate) the adjoint of nearest_forward applied to dy.
