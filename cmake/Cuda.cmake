@@ -23,7 +23,6 @@ set(SCOREOOD_CUDA_ARCHITECTURES "90-real;90-virtual" CACHE STRING
     "CUDA architectures for the CUDA tests/benchmarks (CMake CUDA_ARCHITECTURES syntax)")
 # Plain cudaEvent timing, no Google Benchmark: on by default with the other benchmarks.
 option(SCOREOOD_BUILD_CUDA_BENCHMARKS "Build benchmarks/cuda (needs SCOREOOD_ENABLE_CUDA)" ${SCOREOOD_BUILD_BENCHMARKS})
-set(CUDNN_ROOT "$ENV{CUDNN_ROOT}" CACHE PATH "Extra place to look for cuDNN (folder with include/ and lib/)")
 
 if(NOT SCOREOOD_ENABLE_CUDA)
   message(STATUS "scoreood: CUDA backend off")
@@ -39,49 +38,19 @@ if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
 endif()
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)
-
-# cuDNN: the toolkit's own folders first, then CUDNN_ROOT (for example the
-# nvidia-cudnn pip wheel's folder, whose library has only the versioned name).
-find_path(SCOREOOD_CUDNN_INCLUDE_DIR cudnn.h
-  HINTS ${CUDNN_ROOT} ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}
-  PATH_SUFFIXES include)
-find_library(SCOREOOD_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9
-  HINTS ${CUDNN_ROOT} ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}
-  PATH_SUFFIXES lib64 lib lib/x86_64-linux-gnu)
-if(SCOREOOD_CUDNN_INCLUDE_DIR AND SCOREOOD_CUDNN_LIBRARY)
-  set(SCOREOOD_HAVE_CUDNN ON)
+include(${CMAKE_CURRENT_LIST_DIR}/scoreoodCuda.cmake)
+if(SCOREOOD_HAVE_CUDNN)
   message(STATUS "scoreood: cuDNN ${SCOREOOD_CUDNN_LIBRARY} (headers ${SCOREOOD_CUDNN_INCLUDE_DIR})")
 else()
-  set(SCOREOOD_HAVE_CUDNN OFF)
   message(WARNING "scoreood: cuDNN not found (set CUDNN_ROOT): CUDA kernels build, convolutions (conv.cuh) do not")
+endif()
+if(NOT TARGET CUDA::cublas)
+  message(WARNING "scoreood: cuBLAS not found: blas.cuh is left out")
 endif()
 
 add_library(scoreood_cuda INTERFACE)
 add_library(scoreood::cuda ALIAS scoreood_cuda)
-target_link_libraries(scoreood_cuda INTERFACE scoreood::scoreood CUDA::cudart)
-# The headers test __has_include(<cudnn.h>) / <cublas_v2.h>; the definitions
-# below override that when the header is there but the library is not.
-if(TARGET CUDA::cublas)
-  target_link_libraries(scoreood_cuda INTERFACE CUDA::cublas)
-else()
-  message(WARNING "scoreood: cuBLAS not found: blas.cuh is left out")
-  target_compile_definitions(scoreood_cuda INTERFACE SCOREOOD_HAVE_CUBLAS=0)
-endif()
-if(SCOREOOD_HAVE_CUDNN)
-  target_include_directories(scoreood_cuda INTERFACE ${SCOREOOD_CUDNN_INCLUDE_DIR})
-  target_link_libraries(scoreood_cuda INTERFACE ${SCOREOOD_CUDNN_LIBRARY})
-else()
-  target_compile_definitions(scoreood_cuda INTERFACE SCOREOOD_HAVE_CUDNN=0)
-endif()
-# CMake < 3.26 does not know the cuda_std_20 feature for nvcc 12+, so ask for
-# C++20 directly (harmless on newer CMake).
-# The host half of a .cu file runs the library's CPU code too (reference paths,
-# the host side of the detector): OpenMP as in the .cpp files. Eigen's nvcc
-# pragmas (diag_suppress) are unknown to the host compiler: not a warning here.
-target_compile_options(scoreood_cuda INTERFACE
-  $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>
-  $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wno-unknown-pragmas>
-  $<$<AND:$<COMPILE_LANGUAGE:CUDA>,$<CXX_COMPILER_ID:GNU,Clang>>:-Xcompiler=-fopenmp>)
+scoreood_cuda_usage(scoreood_cuda)
 
 # Settings for this repository's CUDA programs only. EIGEN_NO_CUDA: the library
 # uses Eigen on the host only, and without it nvcc warns about Eigen's own

@@ -9,7 +9,7 @@ if(TARGET scoreood_image_io)
   install(TARGETS scoreood_image_io EXPORT scoreood_image_ioTargets)
   install(EXPORT scoreood_image_ioTargets NAMESPACE scoreood:: DESTINATION ${SCOREOOD_CMAKE_DIR})
 endif()
-install(FILES cmake/scoreoodStb.cmake DESTINATION ${SCOREOOD_CMAKE_DIR})
+install(FILES cmake/scoreoodStb.cmake cmake/scoreoodCuda.cmake DESTINATION ${SCOREOOD_CMAKE_DIR})
 configure_package_config_file(cmake/scoreoodConfig.cmake.in
   ${PROJECT_BINARY_DIR}/scoreoodConfig.cmake INSTALL_DESTINATION ${SCOREOOD_CMAKE_DIR})
 # Header-only: the version file must not pin the architecture.

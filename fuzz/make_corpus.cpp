@@ -5,6 +5,7 @@
 #include "fuzz_models.hpp"
 
 #include <scoreood/core/serialization.hpp>
+#include <scoreood/data/image_write.hpp>
 #include <scoreood/density/gaussian.hpp>
 #include <scoreood/density/gmm.hpp>
 #include <scoreood/density/knn.hpp>
@@ -122,6 +123,17 @@ int main(int argc, char** argv) try {
   }
   detector(dir / "fuzz_detector_gaussian" / "gaussian-msma-rot.sood", "msma,rot", so::density::Gaussian{});
   detector(dir / "fuzz_detector_knn" / "knn-msma.sood", "msma", so::density::Knn(so::density::KnnOptions{2}));
+
+  // Images: a gray and a colour PNG, a baseline JPEG and a BMP of 5x5 pixels.
+  {
+    const so::Images gray = so::fuzz::pattern_images(1, 1, 5);
+    const so::Images rgb = so::fuzz::pattern_images(1, 3, 5);
+    fs::create_directories(dir / "fuzz_image");
+    so::data::write_png(dir / "fuzz_image" / "gray.png", gray);
+    so::data::write_png(dir / "fuzz_image" / "rgb.png", rgb);
+    so::data::write_jpeg(dir / "fuzz_image" / "rgb.jpg", rgb, 0, 80);
+    so::data::write_bmp(dir / "fuzz_image" / "gray.bmp", gray);
+  }
 
   // Trainer states after two steps, with and without EMA.
   for (bool ema : {false, true}) {

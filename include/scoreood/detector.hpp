@@ -92,8 +92,11 @@ class ScoreOOD {
   }
 
   /// N x D normality vectors (D = features().dims(L, |G|)).
-  Matrix<double> normality(const Images& images, const std::string& label = {}) const {
-    return score::normality(*net_, aug_, sigmas_, images, normality_options(label));
+  /// `first`: the index of images[0] when a larger set is processed in parts (a stream of
+  /// batches); each image's noise follows its index in the whole set, so parts scored with
+  /// their offsets give exactly the whole set's values (score, is_ood and anomaly_map alike).
+  Matrix<double> normality(const Images& images, const std::string& label = {}, std::uint64_t first = 0) const {
+    return score::normality(*net_, aug_, sigmas_, images, normality_options(label, first));
   }
 
   /// How fit_density() uses its images.
@@ -183,12 +186,12 @@ class ScoreOOD {
   const std::optional<Threshold>& threshold() const { return threshold_; }
 
   /// OOD score per image: -log-likelihood of its normality vector (higher = more OOD).
-  std::vector<double> score(const Images& images, const std::string& label = {}) const {
-    return score_vectors(normality(images, label));
+  std::vector<double> score(const Images& images, const std::string& label = {}, std::uint64_t first = 0) const {
+    return score_vectors(normality(images, label, first));
   }
   /// One decision per image: its score is above the threshold (needs a threshold).
-  std::vector<bool> is_ood(const Images& images, const std::string& label = {}) const {
-    return is_ood_scores(score(images, label));
+  std::vector<bool> is_ood(const Images& images, const std::string& label = {}, std::uint64_t first = 0) const {
+    return is_ood_scores(score(images, label, first));
   }
   std::vector<bool> is_ood_scores(std::span<const double> scores) const {
     if (!threshold_) throw Error("ScoreOOD: is_ood() needs a threshold (fit_density with a holdout, or set_threshold)");
@@ -211,8 +214,9 @@ class ScoreOOD {
   /// Fashion-MNIST validation images was found by the best 10x10 window of the map in 92 % (NCSN)
   /// and 58 % (RotNCSN) of them, against 86 % / 41 % for all feature terms; the rotated copies'
   /// residuals spread over the whole image (examples/anomaly_localisation.cpp).
-  Images anomaly_map(const Images& images, MapOptions mo = {}, const std::string& label = {}) const {
-    score::NormalityOptions o = normality_options(label);
+  Images anomaly_map(const Images& images, MapOptions mo = {}, const std::string& label = {},
+                     std::uint64_t first = 0) const {
+    score::NormalityOptions o = normality_options(label, first);
     if (mo.terms == MapOptions::Terms::clean) o.features = score::FeatureSet{.msma = true};
     return score::anomaly_maps(*net_, aug_, sigmas_, images, o, mo.weighting);
   }
@@ -345,7 +349,7 @@ class ScoreOOD {
 
   static constexpr std::size_t kMinHoldout = 10;
 
-  score::NormalityOptions normality_options(const std::string& label) const {
+  score::NormalityOptions normality_options(const std::string& label, std::uint64_t first = 0) const {
     score::NormalityOptions o;
     o.features = *opt_.features;
     o.draws = opt_.draws;
@@ -353,6 +357,7 @@ class ScoreOOD {
     o.seed = opt_.seed ^ 0x5C0DEull;
     o.progress = opt_.progress;
     o.label = label;
+    o.first_index = first;
     return o;
   }
 

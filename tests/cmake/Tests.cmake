@@ -73,6 +73,25 @@ if(SCOREOOD_INSTALL)
       --test-command consumer_find_package)
   set_tests_properties(consumer/find_package PROPERTIES
     FIXTURES_REQUIRED scoreood_installed LABELS cmake TIMEOUT 600)
+
+  # The CUDA backend from the install: a .cu program instantiating the CUDA
+  # detector (built with nvcc; without a GPU it runs and reports skipped).
+  if(TARGET scoreood_cuda)
+    add_test(NAME consumer/find_package_cuda
+      COMMAND ${CMAKE_CTEST_COMMAND}
+        --build-and-test ${SCOREOOD_CONSUMER_DIR}/find_package_cuda ${SCOREOOD_CONSUMER_BUILD}/find_package_cuda
+        --build-generator ${CMAKE_GENERATOR}
+        --build-makeprogram ${CMAKE_MAKE_PROGRAM}
+        --build-options ${SCOREOOD_CONSUMER_OPTIONS}
+          -DCMAKE_CUDA_COMPILER=${CMAKE_CUDA_COMPILER}
+          -DCMAKE_CUDA_ARCHITECTURES=${SCOREOOD_CUDA_ARCHITECTURES}
+          -DCMAKE_PREFIX_PATH=${SCOREOOD_CONSUMER_PREFIX}
+          -DSCOREOOD_EXPECTED_PREFIX=${SCOREOOD_CONSUMER_PREFIX}
+          -DSCOREOOD_EXPECTED_VERSION=${PROJECT_VERSION}
+        --test-command consumer_find_package_cuda)
+    set_tests_properties(consumer/find_package_cuda PROPERTIES
+      FIXTURES_REQUIRED scoreood_installed LABELS "cmake;cuda" SKIP_RETURN_CODE 77 TIMEOUT 900)
+  endif()
 endif()
 
 add_test(NAME consumer/add_subdirectory

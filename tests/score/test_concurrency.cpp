@@ -50,7 +50,11 @@ void check_detector_scores_concurrently(typename Net::Config cfg) {
   o.batch = 5;  // several batches per call, the last one short
   Det det(schedule::Geometric{1.0f, 0.05f, 3}, o);
   const Images train = random_images(24, cfg.image_size, 1), test = random_images(13, cfg.image_size, 2);
-  det.train(train, {.steps = 3, .batch = 8, .log_every = 0});
+  score::TrainOptions t;
+  t.steps = 3;
+  t.batch = 8;
+  t.log_every = 0;
+  det.train(train, t);
   det.fit_density(train);
   const std::vector<double> alone = det.score(test);
   const Matrix<double> alone_vectors = det.normality(test);

@@ -3,6 +3,8 @@
 #include <scoreood/detector.hpp>
 #include <scoreood/metrics/roc.hpp>
 
+#include <xtensor/xview.hpp>
+
 #include <filesystem>
 #include <fstream>
 
@@ -54,6 +56,17 @@ TEST_CASE("ScoreOOD trains, fits, scores, and survives a save/load round trip", 
   back.load(dir / "d.sood");
   CHECK(back.sigmas() == det.sigmas());
   CHECK(back.score(test) == s_in);
+
+  SECTION("a set scored in parts with their offsets gives the whole set's scores") {
+    // msma,rot draws noise per image: the offset keeps each image's noise that of its index.
+    const Images a = xt::view(test, xt::range(0, 10)), b = xt::view(test, xt::range(10, 24));
+    std::vector<double> parts = det.score(a, "", 0);
+    const auto tail = det.score(b, "", 10);
+    parts.insert(parts.end(), tail.begin(), tail.end());
+    CHECK(parts == s_in);
+    // Without the offset the second part gets the first part's noise: other values.
+    CHECK(det.score(b) != tail);
+  }
 
   SECTION("another detector type refuses the file") {
     ScoreOOD<nn::SmallUNet<>, augment::Identity, density::Gaussian> other;

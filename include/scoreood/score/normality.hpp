@@ -90,6 +90,9 @@ struct NormalityOptions {
   std::uint64_t seed = 0x5C0DE;
   std::ostream* progress = nullptr;
   std::string label;           ///< shown in progress lines
+  /// Index of images[0] in the whole set when a set is processed in parts (streamed): an
+  /// image's noise follows its index in the whole set, so the parts give the whole set's values.
+  std::uint64_t first_index = 0;
 };
 
 namespace detail {
@@ -146,7 +149,7 @@ void network_passes(const Net& net, const Aug& aug, std::span<const float> sigma
         const CounterRng rng = CounterRng(opt.seed, 0x4E0).substream(d * L + i);
         Ops::resize(in, Shape4{Bn * groups, C, H, W});
         Ops::resize(z, Shape4{Bn, C, H, W});
-        Ops::noisy_copies(ctx, x, n0, sg, rng, groups, aug, in, z);
+        Ops::noisy_copies(ctx, x, opt.first_index + n0, sg, rng, groups, aug, in, z);
         levels.assign(Bn * groups, int(i));
         net.infer(ws, in, levels, s);
         noisy(ctx, n0, Bn, i, d, std::as_const(z), std::as_const(s));

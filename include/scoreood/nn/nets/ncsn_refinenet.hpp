@@ -264,8 +264,9 @@ class NcsnRefineNet {
     if (!(c == cfg_)) {
       // Built aside and committed only once its parameters loaded: a failed
       // load leaves this network as it was (as load_parameters does for the values).
-      auto store = std::make_unique<ParameterStore<T>>();
+      auto store = std::make_unique<ParameterStore<T, B>>();
       auto layers = std::make_unique<Layers>(*store, c, CounterRng(0, 0x9C5E));
+      store->finalize();
       load_parameters(r, *store);
       l_ = std::move(layers);  // the old layers go before the store they point into
       store_ = std::move(store);
