@@ -1,5 +1,10 @@
-// scoreood: the command-line tool. Subcommands metrics, inspect, train, fit, score, eval.
+// scoreood: the command-line tool. Subcommands metrics, inspect, train, fit, score, eval, explain.
 // Every error is ONE line "scoreood: <message>" on stderr and exit status 1.
+//
+// Every dataset goes through data::open / data::read (an IDX or CIFAR file, a folder of
+// images, a list of image paths): for fit, score, eval and explain converted to the model's
+// channels and image size, so a folder of photos of any size works as it is. score and
+// explain stream their input in batches (memory bounded by the batch, not the set).
 //
 // The detector's policies are template parameters; this program picks the
 // instantiation at run time from flags (train) or from the names recorded in
@@ -17,6 +22,7 @@
 #include "cli/json.hpp"
 #include "cli/output_path.hpp"
 #include "cli/parse.hpp"
+#include "cli/score_table.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -26,6 +32,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -86,39 +94,137 @@ void with_detector_of(const so::DetectorInfo& h, F&& f) {
 }
 
 // ------------------------------------------------------------ helpers
-std::string num(double v) {
-  char buf[32];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, res.ptr);
-}
+std::string num(double v) { return cli::number_text(v); }
 
 /// A problem with a subcommand's flags: "train: --batch must be positive".
 [[noreturn]] void fail(const CLI::App& cmd, const std::string& msg) { throw so::ValueError(cmd.get_name() + ": " + msg); }
 bool given(const CLI::App& cmd, const std::string& flag) { return cmd.count(flag) > 0; }
 
-/// Loads a dataset spec through data::load, with a clear message for an empty set.
-so::data::Dataset load_data(const std::string& spec, const char* what) {
-  auto d = so::data::load(spec);
-  if (d.size() == 0) throw so::ValueError(std::string(what) + " '" + spec + "' holds no images");
+/// The model's input: every image is converted to the network's channels and size.
+so::data::LoadOptions model_input(const so::DetectorInfo& h, bool skip_bad) {
+  return {.channels = h.sizes.channels, .image_size = h.sizes.image_size, .skip_bad = skip_bad};
+}
+
+/// The files --skip-bad left out of one dataset, reported on stdout: how many, and the first few
+/// reasons (each names its file).
+class SkipLog {
+ public:
+  void add(const std::vector<so::data::SkippedFile>& files) {
+    for (const auto& f : files)
+      if (count_++ < kShown) shown_.push_back(f.reason);
+  }
+  std::size_t count() const { return count_; }
+  void report(const std::string& spec) const {
+    if (count_ == 0) return;
+    std::cout << "skipped " << count_ << " unreadable image file" << (count_ == 1 ? "" : "s") << " of " << spec
+              << " (--skip-bad):\n";
+    for (const auto& r : shown_) std::cout << "  " << r << '\n';
+    if (count_ > shown_.size()) std::cout << "  ... and " << count_ - shown_.size() << " more\n";
+  }
+
+ private:
+  static constexpr std::size_t kShown = 5;
+  std::size_t count_ = 0;
+  std::vector<std::string> shown_;
+};
+
+/// `flag 'spec': ...` for a dataset that gave no image.
+[[noreturn]] void no_images(const std::string& flag, const std::string& spec, std::size_t files, std::size_t skipped) {
+  throw so::ValueError(flag + " '" + spec + "': " +
+                       (skipped ? "none of its " + std::to_string(files) + " image files can be read"
+                                : std::string("holds no images")));
+}
+
+/// The first `limit` images of `spec` (0: all), read whole, as `o` converts them; skipped files
+/// are reported at once.
+so::data::Dataset read_set(const std::string& spec, const so::data::LoadOptions& o, std::size_t limit,
+                           const std::string& flag) {
+  const auto src = so::data::open(spec, o);
+  const std::size_t n = limit ? std::min(limit, src.size()) : src.size();
+  auto d = src.read(0, n);
+  SkipLog skipped;
+  skipped.add(d.skipped);
+  skipped.report(spec);
+  if (d.size() == 0) no_images(flag, spec, n, skipped.count());
   return d;
 }
 
-/// The images must match the network's channels and size.
+/// Progress through a streamed set on stdout, "  score 3000/10000  85 img/s  ETA 1m22s", every
+/// 1000 images and at the end (the detector's own lines would count each batch on its own).
+class Progress {
+ public:
+  Progress(std::string what, std::size_t total) : what_(std::move(what)), total_(total) {}
+  void at(std::size_t done) {
+    if (done != total_ && done - last_ < 1000) return;
+    last_ = done;
+    const double secs = std::chrono::duration<double>(clock::now() - t0_).count();
+    const double rate = double(done) / std::max(secs, 1e-9);
+    std::cout << "  " << what_ << ' ' << done << '/' << total_ << "  " << int(rate) << " img/s";
+    if (done < total_) {
+      const int eta = int(double(total_ - done) / std::max(rate, 1e-9));
+      std::cout << "  ETA " << eta / 60 << 'm' << (eta % 60 < 10 ? "0" : "") << eta % 60 << 's';
+    }
+    std::cout << std::endl;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  std::string what_;
+  std::size_t total_, last_ = 0;
+  clock::time_point t0_ = clock::now();
+};
+
+/// Streams the first `limit` images of `src` (0: all) in batches of `batch`, calling
+/// f(batch, names, first): names[k] names batch.images[k], its file or, in an IDX or CIFAR set
+/// NAME, "NAME[i]" for image i (from 0); `first` is the index of the batch's first image in the
+/// source. Reports progress as `what` and the files skipped; returns how many images f got
+/// (none: ValueError naming `flag`).
+template <class F>
+std::size_t for_each_batch(const so::data::ImageSource& src, std::size_t batch, std::size_t limit,
+                           const std::string& flag, const std::string& what, F&& f) {
+  const std::size_t n = limit ? std::min(limit, src.size()) : src.size();
+  const std::string base = so::data::parse_load_spec(src.source()).path;
+  Progress progress(what, n);
+  SkipLog skipped;
+  std::size_t done = 0;
+  for (std::size_t first = 0; first < n; first += batch) {
+    const so::data::Dataset b = src.read(first, std::min(batch, n - first));
+    skipped.add(b.skipped);
+    if (b.size()) {
+      std::vector<std::string> names = b.paths;
+      if (!src.has_paths())
+        for (std::size_t k = 0; k < b.size(); ++k) names.push_back(base + "[" + std::to_string(first + k) + "]");
+      f(b, names, first);
+      done += b.size();
+    }
+    progress.at(std::min(first + batch, n));
+  }
+  skipped.report(src.source());
+  if (done == 0) no_images(flag, src.source(), n, skipped.count());
+  return done;
+}
+
+/// The detector in `model`, which must have its density fitted.
 template <class Det>
-void check_images(const Det& det, const so::Images& x, const std::string& spec) {
-  const auto& c = det.net().config();
-  const auto s = x.shape();
-  if (s[1] != c.channels || s[2] != c.image_size || s[3] != c.image_size)
-    throw so::ShapeError(spec + ": images are " + std::to_string(s[1]) + "x" + std::to_string(s[2]) + "x" +
-                         std::to_string(s[3]) + " (CxHxW), the model expects " + std::to_string(c.channels) + "x" +
-                         std::to_string(c.image_size) + "x" + std::to_string(c.image_size) +
-                         " (add :gray28 to convert colour images to 28x28 gray)");
+Det load_fitted(const CLI::App& c, const std::string& model) {
+  auto det = Det::from_file(model);
+  if (!det.fitted()) fail(c, model + ": the density is not fitted (run `scoreood fit` first)");
+  return det;
+}
+
+/// "threshold 12.5: keeps 0.95 of 10 held-out images (a score above it is OOD)".
+template <class Threshold>
+std::string threshold_text(const Threshold& t) {
+  std::string s = "threshold " + num(t.value);
+  if (t.held_out) s += ": keeps " + num(t.keep) + " of " + std::to_string(t.held_out) + " held-out images";
+  return s + " (a score above it is OOD)";
 }
 
 // ------------------------------------------------------------ metrics
 const char* kMetricsHelp =
     "usage: scoreood metrics --in FILE --out FILE [--json]\n"
-    "  FILE: one score per line (higher = more OOD); --in in-distribution, --out OOD.\n"
+    "  FILE: one score per line (higher = more OOD), or the table `scoreood score --out` writes;\n"
+    "  --in in-distribution, --out OOD.\n"
     "  Prints AUROC, AUPR-in, AUPR-out, FPR@95%TPR, TNR@95%TPR, detection accuracy\n"
     "  (OOD is the positive class), or one JSON object with --json.\n";
 
@@ -137,8 +243,8 @@ CLI::App* declare_metrics(CLI::App& root, MetricsArgs& a) {
 }
 
 int run_metrics(const CLI::App& c, const MetricsArgs& a) {
-  const auto s_in = so::metrics::read_scores(a.in);
-  const auto s_out = so::metrics::read_scores(a.out);
+  const auto s_in = cli::read_score_column(a.in);
+  const auto s_out = cli::read_score_column(a.out);
   if (s_in.empty()) fail(c, a.in + ": no scores");
   if (s_out.empty()) fail(c, a.out + ": no scores");
   const auto r = so::metrics::evaluate(s_in, s_out);
@@ -159,27 +265,50 @@ int run_metrics(const CLI::App& c, const MetricsArgs& a) {
 
 // ------------------------------------------------------------ inspect
 const char* kInspectHelp =
-    "usage: scoreood inspect PATH[:gray28][:first=N]\n"
-    "  Prints the format, image count, shape, pixel range and mean, and the label histogram.\n";
+    "usage: scoreood inspect PATH[:option]...\n"
+    "  Prints the kind (idx, cifar, folder, list or image), the image count and shape.\n"
+    "  IDX and CIFAR: also the pixel range and mean, and the label histogram. Folders and lists\n"
+    "  are not decoded: the shape is what the first readable file's header gives, after the\n"
+    "  spec's options (:gray, :rgb, :size=N, :gray28; files of other sizes need :size=N).\n";
 
 struct InspectArgs {
   std::string spec;
 };
 
 CLI::App* declare_inspect(CLI::App& root, InspectArgs& a) {
-  CLI::App* c = root.add_subcommand("inspect", "describe a dataset file");
+  CLI::App* c = root.add_subcommand("inspect", "describe a dataset: a file, folder or list");
   cli::configure(*c, kInspectHelp);
   c->add_option("PATH", a.spec);  // positional
   return c;
 }
 
+const char* kind_name(so::data::DatasetKind k) {
+  using K = so::data::DatasetKind;
+  switch (k) {
+    case K::idx: return "idx";
+    case K::cifar: return "cifar";
+    case K::folder: return "folder";
+    case K::list: return "list";
+    case K::image: return "image";
+  }
+  return "?";
+}
+
 int run_inspect(const CLI::App& c, const InspectArgs& a) {
   if (!given(c, "PATH")) fail(c, "missing the dataset PATH (see scoreood inspect --help)");
   const std::string& spec = a.spec;
-  const auto d = so::data::load(spec);
   const auto path = so::data::find_data(so::data::parse_load_spec(spec).path);
-  const auto s = d.images.shape();
-  const bool idx = path.filename().string().find(".bin") == std::string::npos;
+  const auto kind = so::data::detect_dataset_kind(path);
+  const auto src = so::data::open(spec);
+  std::cout << "file        " << path.string() << '\n'
+            << "kind        " << kind_name(kind) << '\n'
+            << "count       " << src.size() << '\n'
+            << "shape       " << src.channels() << "x" << src.height() << "x" << src.width() << " (CxHxW)\n";
+  if (src.has_paths()) {
+    if (src.size()) std::cout << "first       " << src.path(0) << '\n';
+    return 0;
+  }
+  const auto d = src.read(0, src.size());  // IDX and CIFAR are in memory already
   double lo = 0, hi = 0, sum = 0;
   const std::size_t n = d.images.size();
   if (n) lo = hi = d.images.data()[0];
@@ -189,11 +318,7 @@ int run_inspect(const CLI::App& c, const InspectArgs& a) {
     hi = std::max(hi, v);
     sum += v;
   }
-  std::cout << "file        " << path.string() << '\n'
-            << "kind        " << (idx ? "idx" : "cifar") << '\n'
-            << "count       " << s[0] << '\n'
-            << "shape       " << s[1] << "x" << s[2] << "x" << s[3] << " (CxHxW)\n"
-            << "pixels      min " << num(lo) << "  max " << num(hi) << '\n'
+  std::cout << "pixels      min " << num(lo) << "  max " << num(hi) << '\n'
             << "mean        " << num(n ? sum / double(n) : 0.0) << '\n';
   if (d.labels.empty()) {
     std::cout << "labels      none\n";
@@ -220,6 +345,9 @@ const char* kTrainHelp =
     "  --resume STATE          continue a run from a trainer state\n"
     "  --log loss.csv          CSV step,loss,seconds\n"
     "  --log-every N           progress line every N steps (default 50)\n"
+    "  --skip-bad              leave out image files that cannot be read, and list them (else: an error)\n"
+    "  PATH's images must be square and of one size (else add :size=N); with --resume they are\n"
+    "  converted to the resumed network's channels and size.\n"
     "  Saves the detector (density not fitted yet: run `scoreood fit`) and ends with one JSON line.\n";
 
 struct TrainArgs {
@@ -227,6 +355,7 @@ struct TrainArgs {
   std::size_t width = 32, ngf = 64, steps = 0, batch = 128, log_every = 50, checkpoint_every = 0, levels = 10;
   std::uint64_t seed = 0;
   double minutes = 0, lr = 1e-3, ema = 0, clip = 0, sigma_max = 1.0, sigma_min = 0.01;
+  bool skip_bad = false;
 };
 
 CLI::App* declare_train(CLI::App& root, TrainArgs& a) {
@@ -253,6 +382,7 @@ CLI::App* declare_train(CLI::App& root, TrainArgs& a) {
   c->add_option("--resume", a.resume);
   c->add_option("--log", a.log);
   cli::add_count(*c, "--log-every", a.log_every);
+  cli::add_switch(*c, "--skip-bad", a.skip_bad);
   return c;
 }
 
@@ -290,6 +420,7 @@ int run_train(const CLI::App& c, const TrainArgs& a) {
   std::vector<float> sigmas = sched.sigmas();
   std::string net_name = a.net, aug_name = a.aug;
   std::size_t width = a.width, ngf = a.ngf;
+  so::data::LoadOptions input{.skip_bad = a.skip_bad};  // a new network takes the images as they are
   if (!resume.empty()) {
     // The state fixes the architecture, seed, schedule and group: a flag may repeat them, not change them.
     const auto st = so::score::read_train_state_info(resume);
@@ -313,11 +444,13 @@ int run_train(const CLI::App& c, const TrainArgs& a) {
     width = ngf = st.sizes.width;
     opt.seed = st.seed;
     sigmas = st.sigmas;
+    input.channels = st.sizes.channels;
+    input.image_size = st.sizes.image_size;
   }
   if (net_name == "small-unet" && given(c, "--ngf")) fail(c, "--ngf is for --net ncsn (small-unet takes --width)");
   if (net_name == "ncsn" && given(c, "--width")) fail(c, "--width is for --net small-unet (ncsn takes --ngf)");
 
-  const auto data = load_data(data_spec, "--data");
+  const auto data = read_set(data_spec, input, 0, "--data");
   const auto s = data.images.shape();
   if (s[2] != s[3])
     fail(c, data_spec + ": images are " + std::to_string(s[2]) + "x" + std::to_string(s[3]) + ", need square images");
@@ -354,11 +487,21 @@ const char* kFitHelp =
     "  --density gmm|gaussian|knn   (default gmm)\n"
     "  --limit N           fit on the first N images (0 = all, default)\n"
     "  --draws K           noise draws per image for rec/rot/elem (default: the model's)\n"
-    "  --components LIST   GMM candidate component counts (default 1,2,4,...,20; larger than N dropped)\n";
+    "  --components LIST   GMM candidate component counts (default 1,2,4,...,20; larger than N dropped)\n"
+    "  --holdout F         share of the images held out of the density to set the decision\n"
+    "                      threshold, in [0, 1) (default 0.1; 0 = no threshold, as is a share\n"
+    "                      of fewer than 10 images)\n"
+    "  --keep F            share of the held-out images the threshold keeps in-distribution,\n"
+    "                      in (0, 1] (default 0.95)\n"
+    "  --skip-bad          leave out image files that cannot be read, and list them (else: an error)\n"
+    "  Images are converted to the model's channels and size. Prints the threshold; `score` then\n"
+    "  flags each image whose score is above it.\n";
 
 struct FitArgs {
   std::string model, data, out, features, density = "gmm", components;
   std::size_t limit = 0, draws = 0;
+  double holdout = 0.1, keep = 0.95;
+  bool skip_bad = false;
 };
 
 CLI::App* declare_fit(CLI::App& root, FitArgs& a) {
@@ -372,12 +515,24 @@ CLI::App* declare_fit(CLI::App& root, FitArgs& a) {
   cli::add_count(*c, "--limit", a.limit);
   cli::add_count(*c, "--draws", a.draws);
   c->add_option("--components", a.components);
+  cli::add_real(*c, "--holdout", a.holdout);
+  cli::add_real(*c, "--keep", a.keep);
+  cli::add_switch(*c, "--skip-bad", a.skip_bad);
   return c;
+}
+
+/// How many of n images FitOptions{.holdout} holds out: none when that share rounds to fewer
+/// than 10 images, or to all of them (the rule ScoreOOD::FitOptions documents).
+std::size_t held_out_of(std::size_t n, double holdout) {
+  const auto k = static_cast<std::size_t>(std::llround(holdout * double(n)));
+  return k < 10 || k >= n ? 0 : k;
 }
 
 int run_fit(const CLI::App& c, const FitArgs& a) {
   const std::string &model = a.model, &data_spec = a.data, &out = a.out;
   cli::check_writable(out, "--out");
+  if (!(a.holdout >= 0 && a.holdout < 1)) fail(c, "--holdout must be in [0, 1) (0: no threshold), got " + num(a.holdout));
+  if (!(a.keep > 0 && a.keep <= 1)) fail(c, "--keep must be in (0, 1], got " + num(a.keep));
   const std::string& density_name = a.density;
   with_density(density_name, [](auto) {});  // reject a bad name before the slow part
   const so::DetectorInfo h = so::read_detector_info(model);
@@ -387,7 +542,7 @@ int run_fit(const CLI::App& c, const FitArgs& a) {
   } catch (const so::ValueError& e) {
     fail(c, std::string("--features: ") + e.what());
   }
-  const std::size_t draws = given(c, "--draws") ? a.draws : h.draws, limit = a.limit;
+  const std::size_t draws = given(c, "--draws") ? a.draws : h.draws;
   if (draws == 0) fail(c, "--draws must be positive");
   std::vector<int> comps;
   if (given(c, "--components")) {
@@ -404,8 +559,8 @@ int run_fit(const CLI::App& c, const FitArgs& a) {
   // file is loaded (and checked) as the detector it records, then its network copied over.
   so::io::ByteWriter net_bytes;
   with_detector_of(h, [&](auto t) { decltype(t)::type::from_file(model).net().save(net_bytes); });
-  auto data = load_data(data_spec, "--data");
-  if (limit) data = so::data::first_n(data, limit);
+  const auto data = read_set(data_spec, model_input(h, a.skip_bad), a.limit, "--data");
+  const std::size_t count = data.size();
 
   with_net(h.network, [&](auto n) {
     using Net = typename decltype(n)::type;
@@ -417,10 +572,10 @@ int run_fit(const CLI::App& c, const FitArgs& a) {
         if constexpr (std::is_same_v<Density, so::density::Gmm>) {
           so::density::GmmOptions go;
           if (!comps.empty()) go.components = comps;
-          const int nrows = static_cast<int>(data.size());
+          const int nrows = static_cast<int>(count - held_out_of(count, a.holdout));  // held-out ones are not fitted
           std::erase_if(go.components, [&](int k) { return k > nrows; });
           if (go.components.empty())
-            fail(c, "--components: every count exceeds the " + std::to_string(nrows) + " images");
+            fail(c, "--components: every count exceeds the " + std::to_string(nrows) + " images fitted");
           density = Density(go);
         }
         using Det = so::ScoreOOD<Net, Aug, Density>;
@@ -432,11 +587,20 @@ int run_fit(const CLI::App& c, const FitArgs& a) {
         Det det(so::schedule::ExplicitList{h.sigmas}, o, Aug{}, std::move(density));
         so::io::ByteReader r(net_bytes.bytes(), model);
         det.net().load(r);
-        check_images(det, data.images, data_spec);
-        det.fit_density(data.images);
+        det.fit_density(data.images, {.holdout = a.holdout, .keep = a.keep});
         det.save(out);
-        std::cout << "fitted " << density_name << " on " << data.size() << " images, features " << features.str()
-                  << ", saved " << out << '\n';
+        const auto& t = det.threshold();
+        const std::size_t held = t ? t->held_out : 0;
+        std::cout << "fitted " << density_name << " on " << count - held << (held ? " of " + std::to_string(count) : "")
+                  << " images, features " << features.str() << ", saved " << out << '\n';
+        if (t)
+          std::cout << threshold_text(*t) << '\n';
+        else if (a.holdout > 0)
+          std::cout << "no threshold: --holdout " << num(a.holdout) << " of " << count << " images is "
+                    << std::llround(a.holdout * double(count)) << " images, and a threshold needs 10 or more and"
+                    << " some left to fit\n";
+        else
+          std::cout << "no threshold (--holdout 0)\n";
       });
     });
   });
@@ -445,11 +609,25 @@ int run_fit(const CLI::App& c, const FitArgs& a) {
 
 // ------------------------------------------------------------ score
 const char* kScoreHelp =
-    "usage: scoreood score --model DETECTOR --data PATH --out FILE\n"
-    "  Writes one OOD score per line (input order, full precision; higher = more OOD).\n";
+    "usage: scoreood score --model DETECTOR --data PATH --out FILE [options]\n"
+    "  Writes one line per image, in input order: PATH<TAB>SCORE (full precision; higher = more\n"
+    "  OOD), and <TAB>1 (OOD) or <TAB>0 when the detector has a threshold (see fit --holdout).\n"
+    "  PATH is the image's file, or NAME[i] for image i (from 0) of an IDX or CIFAR file NAME;\n"
+    "  a tab, newline, carriage return or backslash in it is written \\t, \\n, \\r, \\\\.\n"
+    "  `scoreood metrics` reads the file as it reads plain score files.\n"
+    "  --json FILE         also write [{\"path\": ..., \"score\": ..., \"is_ood\": true|false}, ...]\n"
+    "                      (is_ood only with a threshold)\n"
+    "  --batch B           images read and scored at a time (default 256): memory is one batch,\n"
+    "                      whatever the size of the set. With rec/rot/elem features an image's noise\n"
+    "                      draw depends on its place in its batch: the same B gives the same scores.\n"
+    "  --skip-bad          leave out image files that cannot be read, and list them (else: an error,\n"
+    "                      and no file written)\n"
+    "  Images are converted to the model's channels and size.\n";
 
 struct ScoreArgs {
-  std::string model, data, out;
+  std::string model, data, out, json;
+  std::size_t batch = 256;
+  bool skip_bad = false;
 };
 
 CLI::App* declare_score(CLI::App& root, ScoreArgs& a) {
@@ -458,23 +636,52 @@ CLI::App* declare_score(CLI::App& root, ScoreArgs& a) {
   c->add_option("--model", a.model)->required();
   c->add_option("--data", a.data)->required();
   c->add_option("--out", a.out)->required();
+  c->add_option("--json", a.json);
+  cli::add_count(*c, "--batch", a.batch, true);
+  cli::add_switch(*c, "--skip-bad", a.skip_bad);
   return c;
 }
 
 int run_score(const CLI::App& c, const ScoreArgs& a) {
-  const std::string &model = a.model, &data_spec = a.data, &out = a.out;
+  const std::string &model = a.model, &out = a.out;
+  const bool json = given(c, "--json");
   cli::check_writable(out, "--out");
+  if (json) cli::check_writable(a.json, "--json");
   const so::DetectorInfo h = so::read_detector_info(model);
-  const auto data = load_data(data_spec, "--data");
+  const auto src = so::data::open(a.data, model_input(h, a.skip_bad));
   with_detector_of(h, [&](auto t) {
-    using Det = typename decltype(t)::type;
-    auto det = Det::from_file(model);
-    if (!det.fitted()) fail(c, model + ": the density is not fitted (run `scoreood fit` first)");
-    check_images(det, data.images, data_spec);
-    det.set_progress(&std::cout);
-    so::metrics::write_scores(out, det.score(data.images, "score"));
+    const auto det = load_fitted<typename decltype(t)::type>(c, model);
+    const auto& thr = det.threshold();
+    // Both files appear only once every image is scored.
+    cli::OutputFile tsv(out);
+    std::optional<cli::OutputFile> js;
+    if (json) js.emplace(a.json);
+    std::size_t flagged = 0, rows = 0;
+    const std::size_t n = for_each_batch(src, a.batch, 0, "--data", "score", [&](const auto& b, const auto& names, auto) {
+      const std::vector<double> s = det.score(b.images);
+      const std::vector<bool> ood = thr ? det.is_ood_scores(s) : std::vector<bool>{};
+      for (std::size_t k = 0; k < s.size(); ++k) {
+        tsv.stream() << cli::tsv_escape(names[k]) << '\t' << num(s[k]);
+        if (thr) tsv.stream() << '\t' << (ood[k] ? 1 : 0);
+        tsv.stream() << '\n';
+        flagged += thr && ood[k];
+        if (!js) continue;
+        cli::Json row{{"path", names[k]}, {"score", s[k]}};
+        if (thr) row["is_ood"] = bool(ood[k]);
+        js->stream() << (rows++ ? ",\n  " : "[\n  ") << cli::dump_line(row);  // one object a line
+      }
+    });
+    if (js) js->stream() << "\n]\n";
+    tsv.commit();
+    if (js) js->commit();
+    std::cout << "wrote " << n << " scores of " << a.data << " (as " << h.sizes.channels << "x" << h.sizes.image_size
+              << "x" << h.sizes.image_size << ", the model's input) to " << out << (json ? " and " + a.json : "")
+              << '\n';
+    if (thr)
+      std::cout << flagged << " of " << n << " above the " << threshold_text(*thr) << '\n';
+    else
+      std::cout << "no threshold in " << model << " (fit with --holdout to flag OOD images)\n";
   });
-  std::cout << "wrote " << data.size() << " scores to " << out << '\n';
   return 0;
 }
 
@@ -487,13 +694,16 @@ const char* kEvalHelp =
     "  --limit N           first N images of every set (0 = all, default)\n"
     "  --seed S            seed of the random transforms (patch_shuffle)\n"
     "  --json FILE         also write the table as JSON\n"
-    "  --title TEXT        table title\n";
+    "  --title TEXT        table title\n"
+    "  --skip-bad          leave out image files that cannot be read, and list them (else: an error)\n"
+    "  Every set is converted to the model's channels and size.\n";
 
 struct EvalArgs {
   std::string model, in, transforms, json, title;
   std::vector<std::string> ood;
   std::size_t limit = 0;
   std::uint64_t seed = 0;
+  bool skip_bad = false;
 };
 
 CLI::App* declare_eval(CLI::App& root, EvalArgs& a) {
@@ -507,6 +717,7 @@ CLI::App* declare_eval(CLI::App& root, EvalArgs& a) {
   cli::add_count(*c, "--seed", a.seed);
   c->add_option("--json", a.json);
   c->add_option("--title", a.title);
+  cli::add_switch(*c, "--skip-bad", a.skip_bad);
   return c;
 }
 
@@ -536,22 +747,16 @@ int run_eval(const CLI::App& c, const EvalArgs& a) {
       fail(c, "two sets are named '" + *dup + "' (each --ood NAME and transform names one row)");
   }
   const so::DetectorInfo h = so::read_detector_info(model);
-  auto load_limited = [&](const std::string& spec, const char* what) {
-    auto d = load_data(spec, what);
-    return limit ? so::data::first_n(d, limit) : d;
-  };
-  const auto in = load_limited(in_spec, "--in");
+  const auto input = model_input(h, a.skip_bad);
+  const auto in = read_set(in_spec, input, limit, "--in");
   // Load every set before the slow scoring so a bad path fails at once.
   std::vector<so::data::Dataset> ood_sets;
-  for (const auto& [name, spec] : oods) ood_sets.push_back(load_limited(spec, "--ood"));
+  for (const auto& [name, spec] : oods) ood_sets.push_back(read_set(spec, input, limit, "--ood"));
 
   std::vector<so::metrics::EvalRow> rows;
   with_detector_of(h, [&](auto t) {
     using Det = typename decltype(t)::type;
-    auto det = Det::from_file(model);
-    if (!det.fitted()) fail(c, model + ": the density is not fitted (run `scoreood fit` first)");
-    check_images(det, in.images, in_spec);
-    for (std::size_t i = 0; i < oods.size(); ++i) check_images(det, ood_sets[i].images, oods[i].second);
+    auto det = load_fitted<Det>(c, model);
     det.set_progress(&std::cout);
     const auto s_in = det.score(in.images, "in");
     for (std::size_t i = 0; i < oods.size(); ++i)
@@ -569,16 +774,105 @@ int run_eval(const CLI::App& c, const EvalArgs& a) {
   return 0;
 }
 
+// ------------------------------------------------------------ explain
+const char* kExplainHelp =
+    "usage: scoreood explain --model DETECTOR --data PATH --out DIR [options]\n"
+    "  Per image, DIR/NAME.png: the image as the model sees it beside its anomaly map (black -\n"
+    "  red - yellow - white up to the map's own maximum), each 4x enlarged: (2W+2)*4 x H*4 pixels\n"
+    "  for a model of W x H images. NAME is the file's stem (then -2, -3, ... where two files\n"
+    "  share one), or the image's index in an IDX or CIFAR file. And DIR/maps.tsv: a header, then\n"
+    "  per image PATH, SCORE, MAP_MAX, MAX_X, MAX_Y (column and row of the map's maximum, in\n"
+    "  the model's pixels) and the PNG's name. DIR is created if needed; files appear only\n"
+    "  once every image is done.\n"
+    "  --limit N           the first N images (files of a folder or list, readable or not; 0 = all)\n"
+    "  --terms clean|features   what a map adds up: the clean image's scores (default; localises\n"
+    "                      best, L network passes), or every term of the detector's features\n"
+    "  --batch B           images read and mapped at a time (default 64)\n"
+    "  --skip-bad          leave out image files that cannot be read, and list them (else: an error)\n";
+
+struct ExplainArgs {
+  std::string model, data, out, terms = "clean";
+  std::size_t limit = 0, batch = 64;
+  bool skip_bad = false;
+};
+
+CLI::App* declare_explain(CLI::App& root, ExplainArgs& a) {
+  CLI::App* c = root.add_subcommand("explain", "each image beside its anomaly map, as PNG files");
+  cli::configure(*c, kExplainHelp);
+  c->add_option("--model", a.model)->required();
+  c->add_option("--data", a.data)->required();
+  c->add_option("--out", a.out)->required();
+  cli::add_count(*c, "--limit", a.limit);
+  c->add_option("--terms", a.terms);
+  cli::add_count(*c, "--batch", a.batch, true);
+  cli::add_switch(*c, "--skip-bad", a.skip_bad);
+  return c;
+}
+
+/// "0042" for image 42 of a set of `n` (as many digits as the largest index).
+std::string padded_index(std::size_t i, std::size_t n) {
+  std::string s = std::to_string(i);
+  const std::size_t width = std::to_string(n ? n - 1 : 0).size();
+  return std::string(width > s.size() ? width - s.size() : 0, '0') + s;
+}
+
+int run_explain(const CLI::App& c, const ExplainArgs& a) {
+  const std::string& model = a.model;
+  cli::check_writable_folder(a.out, "--out");
+  if (a.terms != "clean" && a.terms != "features")
+    fail(c, "--terms: unknown '" + a.terms + "' (valid: clean, features)");
+  const so::DetectorInfo h = so::read_detector_info(model);
+  const auto src = so::data::open(a.data, model_input(h, a.skip_bad));
+  with_detector_of(h, [&](auto t) {
+    using Det = typename decltype(t)::type;
+    const auto det = load_fitted<Det>(c, model);
+    typename Det::MapOptions mo;
+    mo.terms = a.terms == "clean" ? Det::MapOptions::Terms::clean : Det::MapOptions::Terms::features;
+    cli::OutputFolder dir(a.out);
+    std::ofstream tsv(dir.file("maps.tsv"));
+    tsv << "path\tscore\tmap_max\tmax_x\tmax_y\timage\n";
+    std::set<std::string> used;  // PNG names taken
+    const std::size_t n = for_each_batch(src, a.batch, a.limit, "--data", "explain", [&](const auto& b, const auto& names,
+                                                                                       std::size_t first) {
+      const std::vector<double> s = det.score(b.images);
+      const so::Images maps = det.anomaly_map(b.images, mo);
+      const std::size_t H = maps.shape()[2], W = maps.shape()[3];
+      for (std::size_t k = 0; k < s.size(); ++k) {
+        // IDX and CIFAR images have no paths (and no skipped files): k is the place in the batch.
+        const std::string stem = src.has_paths() ? std::filesystem::path(b.paths[k]).stem().string()
+                                                 : padded_index(first + k, src.size());
+        std::string name = stem + ".png";
+        for (std::size_t j = 2; used.count(name); ++j) name = stem + "-" + std::to_string(j) + ".png";
+        used.insert(name);
+        so::data::write_heatmap_png(dir.file(name), b.images, maps, k);
+        const float* m = maps.data() + k * H * W;
+        const std::size_t at = std::size_t(std::max_element(m, m + H * W) - m);
+        tsv << cli::tsv_escape(names[k]) << '\t' << num(s[k]) << '\t' << num(m[at]) << '\t' << at % W << '\t'
+            << at / W << '\t' << cli::tsv_escape(name) << '\n';
+      }
+    });
+    tsv.close();
+    if (!tsv) throw so::Error((dir.dir() / "maps.tsv").string() + ": write failed (disk full?)");
+    dir.commit();
+    std::cout << "wrote " << n << " anomaly maps of " << a.data << " (" << a.terms << " terms) and maps.tsv to "
+              << a.out << '\n';
+  });
+  return 0;
+}
+
 const char* kUsage =
     "usage: scoreood [--data-root DIR] COMMAND [options]   (COMMAND --help for details)\n"
     "  metrics   metrics of two score files\n"
-    "  inspect   describe a dataset file\n"
+    "  inspect   describe a dataset: a file, folder or list\n"
     "  train     train a score network (RotNCSN / NCSN) on images\n"
     "  fit       fit a density on the normality vectors of training images\n"
     "  score     OOD scores of images, one per line\n"
     "  eval      evaluation table against OOD sets and transforms\n"
-    "Data paths: PATH[:gray28][:first=N], looked up in --data-root, $SCOREOOD_DATA,\n"
-    "../shared/data and /usr/share/datasets.\n";
+    "  explain   each image beside its anomaly map, as PNG files\n"
+    "Data paths: PATH[:gray28][:gray|:rgb][:size=N][:first=N][:recursive], PATH an IDX or CIFAR\n"
+    "file, a folder of PNG/JPEG/BMP images (sorted by path), a text file listing image paths, or\n"
+    "one image; looked up in --data-root, $SCOREOOD_DATA, ../shared/data and /usr/share/datasets.\n"
+    "fit, score, eval and explain convert every image to the model's channels and size.\n";
 
 /// Library messages may span lines (e.g. the folders searched); the contract is one line.
 std::string one_line(std::string m) {
@@ -622,12 +916,14 @@ int main(int argc, char** argv) {
     FitArgs fit_args;
     ScoreArgs score_args;
     EvalArgs eval_args;
+    ExplainArgs explain_args;
     CLI::App* metrics = declare_metrics(app, metrics_args);
     CLI::App* inspect = declare_inspect(app, inspect_args);
     CLI::App* train = declare_train(app, train_args);
     CLI::App* fit = declare_fit(app, fit_args);
     CLI::App* score = declare_score(app, score_args);
     CLI::App* eval = declare_eval(app, eval_args);
+    CLI::App* explain = declare_explain(app, explain_args);
 
     if (!cli::parse(app, argc, argv)) return 0;  // --help
     if (!data_root.empty()) ::setenv("SCOREOOD_DATA", data_root.c_str(), 1);
@@ -641,7 +937,8 @@ int main(int argc, char** argv) {
     if (fit->parsed()) return run_fit(*fit, fit_args);
     if (score->parsed()) return run_score(*score, score_args);
     if (eval->parsed()) return run_eval(*eval, eval_args);
-    std::cerr << "scoreood: no command given (commands: metrics, inspect, train, fit, score, eval; try --help)\n";
+    if (explain->parsed()) return run_explain(*explain, explain_args);
+    std::cerr << "scoreood: no command given (commands: metrics, inspect, train, fit, score, eval, explain; try --help)\n";
     return 1;
   } catch (const std::exception& e) {
     std::cout.flush();

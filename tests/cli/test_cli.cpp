@@ -1,6 +1,7 @@
 // The scoreood program, run as a user would: metrics and inspect against the
-// library, error paths (exit 1 and one "scoreood: ..." line on stderr), and a
-// tiny end-to-end train -> fit -> score -> eval whose scores match the library's.
+// library, error paths (exit 1 and one "scoreood: ..." line on stderr), a tiny
+// end-to-end train -> fit -> score -> eval whose scores match the library's, and
+// score / fit thresholds / explain / inspect on a folder of PNG files.
 // JSON output is read back with nlohmann-json, as any JSON reader would.
 #include <scoreood/scoreood.hpp>
 
@@ -135,7 +136,56 @@ std::vector<unsigned char> noise(std::uint32_t n, std::uint32_t s, std::uint64_t
   return px;
 }
 
+/// Image i of `px` (n x s x s bytes) as an s x s colour PNG dir/<prefix><first + i>.png, tinted
+/// so that the three channels differ (the model, gray 8x8, sees them converted).
+std::vector<fs::path> write_colour_pngs(const fs::path& dir, const std::string& prefix, const std::vector<unsigned char>& px,
+                                        std::uint32_t n, std::uint32_t s, std::size_t first = 0) {
+  fs::create_directories(dir);
+  std::vector<fs::path> files;
+  so::Images x = so::Images::from_shape({n, std::size_t(3), s, s});
+  const float tint[3] = {1.0f, 0.6f, 0.3f};
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t c = 0; c < 3; ++c)
+      for (std::size_t p = 0; p < std::size_t(s) * s; ++p)
+        x.data()[(i * 3 + c) * s * s + p] = tint[c] * float(px[i * s * s + p]) / 255.0f;
+  for (std::size_t i = 0; i < n; ++i) {
+    files.push_back(dir / (prefix + std::to_string(first + i) + ".png"));
+    so::data::write_png(files.back(), x, i);
+  }
+  return files;
+}
+
 void write_scores_file(const std::string& path, const std::vector<double>& v) { so::metrics::write_scores(path, v); }
+
+/// One line of `scoreood score --out`: PATH<TAB>SCORE[<TAB>0|1] (flag -1 when there is no third column).
+struct ScoreLine {
+  std::string path;
+  double score = 0;
+  int flag = -1;
+};
+std::vector<ScoreLine> read_score_table(const fs::path& p) {
+  std::vector<ScoreLine> out;
+  std::istringstream is(slurp(p));
+  std::string line;
+  while (std::getline(is, line)) {
+    std::vector<std::string> cols;
+    std::istringstream ls(line);
+    for (std::string c; std::getline(ls, c, '\t');) cols.push_back(c);
+    REQUIRE((cols.size() == 2 || cols.size() == 3));
+    ScoreLine l{cols[0], std::stod(cols[1]), -1};
+    if (cols.size() == 3) {
+      REQUIRE((cols[2] == "0" || cols[2] == "1"));
+      l.flag = cols[2] == "1";
+    }
+    out.push_back(l);
+  }
+  return out;
+}
+std::vector<double> scores_of(const std::vector<ScoreLine>& t) {
+  std::vector<double> v;
+  for (const auto& l : t) v.push_back(l.score);
+  return v;
+}
 
 }  // namespace
 
@@ -246,7 +296,7 @@ TEST_CASE("scoreood rejects bad command lines with one line and exit 1", "[cli]"
   check_fails(run_cli(d, {"fit", "--model", "m", "--data", "x", "--out", "o", "--density", "flow"}), "unknown density 'flow'");
   std::ofstream(d / "junk.sood") << "this is not a detector";
   check_fails(run_cli(d, {"score", "--model", "junk.sood", "--data", "x", "--out", "s"}), "junk.sood");
-  for (const char* cmd : {"metrics", "inspect", "train", "fit", "score", "eval"}) {
+  for (const char* cmd : {"metrics", "inspect", "train", "fit", "score", "eval", "explain"}) {
     const Run h = run_cli(d, {cmd, "--help"});
     CHECK(h.rc == 0);
     CHECK(h.out.rfind("usage: scoreood " + std::string(cmd), 0) == 0);
@@ -292,8 +342,14 @@ TEST_CASE("scoreood train -> fit -> score -> eval on tiny images", "[cli][e2e]")
 
   r = run_cli(d, {"score", "--model", "det.sood", "--data", "noise-images-idx3-ubyte", "--out", "noise.txt"});
   REQUIRE(r.rc == 0);
-  const auto cli_scores = so::metrics::read_scores(d.path / "noise.txt");
-  REQUIRE(cli_scores.size() == M);
+  // IDX images have no file: NAME[i]; 40 images with the default --holdout 0.1 hold out too few
+  // for a threshold, so there is no third column.
+  const auto table = read_score_table(d.path / "noise.txt");
+  REQUIRE(table.size() == M);
+  CHECK(table.front().path == "noise-images-idx3-ubyte[0]");
+  CHECK(table.back().path == "noise-images-idx3-ubyte[15]");
+  CHECK(table.front().flag == -1);
+  const auto cli_scores = scores_of(table);
 
   // The same detector through the library gives the same scores.
   using Det = so::ScoreOOD<so::nn::SmallUNet<so::backend::cpu>, so::augment::Rot4, so::density::Gaussian>;
@@ -328,9 +384,25 @@ TEST_CASE("scoreood train -> fit -> score -> eval on tiny images", "[cli][e2e]")
   CHECK(sets["few"]["n_out"] == 5);
   CHECK(want.auroc > 0.8);  // noise is far from 20 steps of blobs already
 
-  // Wrong image size for the model, and --limit.
-  check_fails(run_cli(d, {"score", "--model", "det.sood", "--data", "big-images-idx3-ubyte", "--out", "b.txt"}),
-              "the model expects 1x8x8");
+  // Images of another size are converted to the model's, as the library converts them.
+  r = run_cli(d, {"score", "--model", "det.sood", "--data", "big-images-idx3-ubyte", "--out", "b.txt"});
+  INFO(r.out << r.err);
+  REQUIRE(r.rc == 0);
+  const auto big = so::data::load(d / "big-images-idx3-ubyte", {.channels = 1, .image_size = S});
+  REQUIRE(big.images.shape()[2] == S);
+  const auto lib_big = det.score(big.images), cli_big = scores_of(read_score_table(d.path / "b.txt"));
+  REQUIRE(cli_big.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(cli_big[i] == Approx(lib_big[i]).epsilon(1e-6).margin(0));
+
+  // metrics reads score's table as it reads plain score files.
+  write_scores_file(d / "test.txt", lib_test);
+  r = run_cli(d, {"metrics", "--in", "test.txt", "--out", "noise.txt", "--json"});
+  INFO(r.err);
+  REQUIRE(r.rc == 0);
+  CHECK(json::parse(r.out)["n_out"] == M);
+  CHECK(json::parse(r.out)["auroc"].get<double>() == Approx(want.auroc).margin(1e-12).epsilon(0));
+
+  // --limit.
   r = run_cli(d, {"eval", "--model", "det.sood", "--in", "test-images-idx3-ubyte", "--transforms", "rot180", "--limit",
                   "6", "--json", "small.json"});
   REQUIRE(r.rc == 0);
@@ -385,6 +457,17 @@ TEST_CASE("scoreood checks outputs and resumed states before the slow work", "[c
     Run s = run_cli(d, {"score", "--model", "det.sood", "--data", "train-images-idx3-ubyte", "--out", "adir"});
     check_fails(s, "it is a folder");
     no_work(s);
+    Run j = run_cli(d, {"score", "--model", "det.sood", "--data", "train-images-idx3-ubyte", "--out", "s.txt", "--json",
+                        "nowhere/s.json"});
+    check_fails(j, "--json: cannot write nowhere/s.json");
+    no_work(j);
+    CHECK(!fs::exists(d.path / "s.txt"));
+    std::ofstream(d / "afile") << "x";
+    Run x = run_cli(d, {"explain", "--model", "det.sood", "--data", "train-images-idx3-ubyte", "--out", "afile"});
+    check_fails(x, "--out: cannot write in afile: it is not a folder");
+    no_work(x);
+    check_fails(run_cli(d, {"explain", "--model", "det.sood", "--data", "train-images-idx3-ubyte", "--out", "nowhere/maps"}),
+                "no such folder nowhere");
     check_fails(run_cli(d, {"train", "--data", "train-images-idx3-ubyte", "--steps", "1", "--out", "m.sood", "--log",
                             "nowhere/loss.csv"}),
                 "--log: cannot write");
@@ -430,5 +513,207 @@ TEST_CASE("scoreood checks outputs and resumed states before the slow work", "[c
     const auto w = net.parameters().values();
     CHECK(std::all_of(w.begin(), w.end(), [](float v) { return std::isfinite(v); }));
     CHECK(slurp(d.path / "model.sood.state") == state_before);  // other runs' files untouched
+  }
+}
+
+TEST_CASE("scoreood on a folder of colour PNGs: inspect, fit with a threshold, score, explain", "[cli][image_io]") {
+  TempDir d;
+  constexpr std::uint32_t S = 8, N = 40, P = 12;  // the model's 8x8 gray; the files' 12x12 colour
+  write_idx_images(d / "train-images-idx3-ubyte", blobs(N, S, 1), N, S);
+  write_colour_pngs(d.path / "train", "t-", blobs(N, P, 1), N, P);
+  // imgs/: three blobs and three noise images, and a corrupt file that sorts among them.
+  auto files = write_colour_pngs(d.path / "imgs", "img-", blobs(3, P, 2), 3, P);
+  const auto more = write_colour_pngs(d.path / "imgs", "img-", noise(3, S, 3), 3, S, 3);  // another size
+  files.insert(files.end(), more.begin(), more.end());
+  std::ofstream(d / "imgs/img-2b.png") << "not a png";
+  // Paths are written as the folder was named on the command line (relative to the test's folder).
+  std::vector<std::string> names;
+  for (const auto& f : files) names.push_back("imgs/" + f.filename().string());
+  const std::string bad = "imgs/img-2b.png";
+
+  SECTION("inspect tells folders and lists apart") {
+    Run r = run_cli(d, {"inspect", "imgs"});
+    INFO(r.out << r.err);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("kind        folder\n") != std::string::npos);
+    CHECK(number_after(r.out, "count") == 7);
+    CHECK(r.out.find("3x12x12 (CxHxW)") != std::string::npos);
+    r = run_cli(d, {"inspect", "imgs:gray:size=8"});
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("1x8x8 (CxHxW)") != std::string::npos);
+    std::ofstream(d / "list.txt") << "# two of them\nimgs/img-0.png\nimgs/img-4.png\n";
+    r = run_cli(d, {"inspect", "list.txt"});
+    INFO(r.out << r.err);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("kind        list\n") != std::string::npos);
+    CHECK(number_after(r.out, "count") == 2);
+    CHECK(r.out.find("3x12x12 (CxHxW)") != std::string::npos);
+  }
+
+  // Four noise levels: a quarter of the network passes of the default ten.
+  Run r = run_cli(d, {"train", "--data", "train-images-idx3-ubyte", "--width", "8", "--steps", "20", "--batch", "16",
+                      "--lr", "2e-3", "--seed", "3", "--levels", "4", "--out", "model.sood"});
+  INFO(r.out << r.err);
+  REQUIRE(r.rc == 0);
+  using Det = so::ScoreOOD<so::nn::SmallUNet<so::backend::cpu>, so::augment::Rot4, so::density::Gaussian>;
+  const so::data::LoadOptions as_model{.channels = 1, .image_size = S, .skip_bad = true};
+  const auto train = so::data::load(d / "train", as_model);
+  REQUIRE(train.size() == N);
+
+  SECTION("fit --holdout --keep stores the library's threshold; bad ranges are refused") {
+    auto fit = [&](std::vector<std::string> extra, const std::string& out) {
+      std::vector<std::string> args{"fit", "--model", "model.sood", "--data", "train", "--features", "msma,rot",
+                                    "--density", "gaussian", "--out", out};
+      args.insert(args.end(), extra.begin(), extra.end());
+      return run_cli(d, args);
+    };
+    for (const double keep : {0.5, 0.9}) {
+      const std::string out = "det" + std::to_string(int(keep * 10)) + ".sood";
+      r = fit({"--holdout", "0.25", "--keep", keep == 0.5 ? "0.5" : "0.9"}, out);
+      INFO(r.out << r.err);
+      REQUIRE(r.rc == 0);
+      CHECK(r.out.find("on 30 of 40 images") != std::string::npos);
+      const auto det = Det::from_file(d.path / out);
+      REQUIRE(det.threshold());
+      CHECK(det.threshold()->held_out == 10);  // 0.25 of the 40 images
+      CHECK(det.threshold()->keep == keep);
+      CHECK(number_after(r.out, "threshold ") == det.threshold()->value);  // printed exactly
+      CHECK(r.out.find("keeps " + std::string(keep == 0.5 ? "0.5" : "0.9") + " of 10 held-out images") !=
+            std::string::npos);
+      // The library, fitting the same network on the same converted images with the same options,
+      // holds out the same images and keeps the same share of them.
+      using Placeholder = so::ScoreOOD<so::nn::SmallUNet<so::backend::cpu>, so::augment::Rot4, so::density::Gmm>;
+      const auto trained = Placeholder::from_file(d.path / "model.sood");
+      Det lib(so::schedule::ExplicitList{trained.sigmas()},
+              {.net = trained.net().config(),
+               .features = so::score::FeatureSet::parse("msma,rot"),
+               .seed = so::read_detector_info(d.path / "model.sood").seed});
+      so::io::ByteWriter w;
+      trained.net().save(w);
+      so::io::ByteReader rd(w.bytes(), "net");
+      lib.net().load(rd);
+      lib.fit_density(train.images, {.holdout = 0.25, .keep = keep});
+      REQUIRE(lib.threshold());
+      CHECK(det.threshold()->value == Approx(lib.threshold()->value).epsilon(1e-6).margin(0));
+      // The threshold is a held-out score: ceil(keep * 10) of the 10 are at or below it, so at
+      // least that many of all 40 are.
+      const auto s = det.score(train.images);
+      const auto at_or_below = std::count_if(s.begin(), s.end(), [&](double v) { return v <= det.threshold()->value; });
+      CHECK(at_or_below >= (keep == 0.5 ? 5 : 9));
+    }
+    CHECK(Det::from_file(d.path / "det5.sood").threshold()->value <= Det::from_file(d.path / "det9.sood").threshold()->value);
+    r = fit({"--holdout", "0"}, "none.sood");
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("no threshold (--holdout 0)") != std::string::npos);
+    CHECK(!Det::from_file(d.path / "none.sood").threshold());
+    r = fit({}, "few.sood");  // 0.1 of 40 is 4 images: too few for a threshold, and said so
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("no threshold: --holdout 0.1 of 40 images is 4 images") != std::string::npos);
+    check_fails(fit({"--holdout", "1"}, "x.sood"), "fit: --holdout must be in [0, 1)");
+    check_fails(fit({"--holdout", "-0.1"}, "x.sood"), "--holdout must be in [0, 1)");
+    check_fails(fit({"--keep", "0"}, "x.sood"), "fit: --keep must be in (0, 1]");
+    check_fails(fit({"--keep", "1.5"}, "x.sood"), "--keep must be in (0, 1]");
+    check_fails(fit({"--keep", "most"}, "x.sood"), "--keep: 'most' is not a number");
+    CHECK(!fs::exists(d.path / "x.sood"));
+  }
+
+  SECTION("score and explain a folder, file by file") {
+    r = run_cli(d, {"fit", "--model", "model.sood", "--data", "train", "--features", "msma,rot", "--density", "gaussian",
+                    "--holdout", "0.25", "--keep", "0.9", "--out", "det.sood"});
+    INFO(r.out << r.err);
+    REQUIRE(r.rc == 0);
+    const auto det = Det::from_file(d.path / "det.sood");
+    REQUIRE(det.threshold());
+    const auto good = so::data::load(d / "imgs", as_model);  // the six readable files, converted
+    REQUIRE(good.size() == 6);
+    const auto lib = det.score(good.images);
+    const auto lib_ood = det.is_ood(good.images);
+
+    // Without --skip-bad the corrupt file is an error naming it, and nothing is written.
+    Run f = run_cli(d, {"score", "--model", "det.sood", "--data", "imgs", "--out", "s.tsv", "--json", "s.json"});
+    check_fails(f, bad);
+    for (const char* name : {"s.tsv", "s.json", "s.tsv.tmp", "s.json.tmp"}) CHECK(!fs::exists(d.path / name));
+
+    r = run_cli(d, {"score", "--model", "det.sood", "--data", "imgs", "--skip-bad", "--out", "s.tsv", "--json", "s.json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("skipped 1 unreadable image file of imgs") != std::string::npos);
+    CHECK(r.out.find("\n  " + bad) != std::string::npos);
+    CHECK(r.out.find("score 7/7") != std::string::npos);
+    const auto table = read_score_table(d.path / "s.tsv");
+    REQUIRE(table.size() == 6);
+    for (std::size_t i = 0; i < 6; ++i) {
+      CHECK(table[i].path == names[i]);  // path order, the corrupt file left out
+      CHECK(table[i].score == Approx(lib[i]).epsilon(1e-6).margin(0));
+      CHECK(table[i].flag == int(lib_ood[i]));
+    }
+    CHECK(table[3].flag + table[4].flag + table[5].flag == 3);  // the noise images are out of distribution
+    CHECK(std::any_of(table.begin(), table.end(), [](const ScoreLine& l) { return l.flag == 0; }));
+    const json j = json::parse(slurp(d.path / "s.json"));
+    REQUIRE(j.is_array());
+    REQUIRE(j.size() == 6);
+    for (std::size_t i = 0; i < 6; ++i) {
+      CHECK(j[i]["path"] == table[i].path);
+      CHECK(j[i]["score"].get<double>() == table[i].score);  // both full precision
+      CHECK(j[i]["is_ood"].get<bool>() == bool(table[i].flag));
+    }
+
+    // Streamed in batches of 3 files: each batch scores as the library scores that batch.
+    r = run_cli(d, {"score", "--model", "det.sood", "--data", "imgs", "--skip-bad", "--batch", "3", "--out", "b.tsv"});
+    REQUIRE(r.rc == 0);
+    const auto src = so::data::open(d / "imgs", as_model);
+    std::vector<double> by_batch;
+    for (std::size_t first = 0; first < src.size(); first += 3) {
+      const auto part = det.score(src.read(first, 3).images);
+      by_batch.insert(by_batch.end(), part.begin(), part.end());
+    }
+    const auto batched = read_score_table(d.path / "b.tsv");
+    REQUIRE(batched.size() == 6);
+    for (std::size_t i = 0; i < 6; ++i) {
+      CHECK(batched[i].path == names[i]);
+      CHECK(batched[i].score == Approx(by_batch[i]).epsilon(1e-6).margin(0));
+    }
+
+    // explain: one image-beside-map PNG per readable file of the first five, and maps.tsv.
+    check_fails(run_cli(d, {"explain", "--model", "det.sood", "--data", "imgs", "--out", "maps"}), bad);
+    CHECK(!fs::exists(d.path / "maps"));
+    check_fails(run_cli(d, {"explain", "--model", "det.sood", "--data", "imgs", "--out", "maps", "--terms", "all"}),
+                "--terms: unknown 'all'");
+    r = run_cli(d, {"explain", "--model", "det.sood", "--data", "imgs", "--skip-bad", "--limit", "5", "--out", "maps"});
+    INFO(r.out << r.err);
+    REQUIRE(r.rc == 0);
+    CHECK(r.out.find("skipped 1 unreadable image file") != std::string::npos);
+    std::vector<std::string> pngs;
+    for (const auto& e : fs::directory_iterator(d.path / "maps")) pngs.push_back(e.path().filename().string());
+    std::sort(pngs.begin(), pngs.end());
+    CHECK(pngs == std::vector<std::string>{"img-0.png", "img-1.png", "img-2.png", "img-3.png", "maps.tsv"});
+    for (int i = 0; i < 4; ++i) {
+      const auto info = so::data::read_image_info(d.path / "maps" / pngs[std::size_t(i)]);
+      CHECK(info.width == (2 * S + 2) * 4);  // image | 2-pixel gap | map, 4x enlarged
+      CHECK(info.height == S * 4);
+      CHECK(info.channels == 3);
+    }
+    const so::Images maps = det.anomaly_map(so::data::first_n(good.images, 4));
+    std::istringstream tsv(slurp(d.path / "maps" / "maps.tsv"));
+    std::string line;
+    std::getline(tsv, line);
+    CHECK(line == "path\tscore\tmap_max\tmax_x\tmax_y\timage");
+    for (std::size_t i = 0; i < 4; ++i) {
+      REQUIRE(std::getline(tsv, line));
+      std::istringstream ls(line);
+      std::string path, png;
+      double score = 0, top = 0;
+      std::size_t x = 0, y = 0;
+      std::getline(ls, path, '\t');
+      ls >> score >> top >> x >> y >> png;
+      CHECK(path == names[i]);
+      CHECK(png == pngs[i]);
+      CHECK(score == Approx(lib[i]).epsilon(1e-6).margin(0));
+      const float* m = maps.data() + i * S * S;
+      const std::size_t at = std::size_t(std::max_element(m, m + S * S) - m);
+      CHECK(top == Approx(m[at]).epsilon(1e-5));
+      CHECK(y * S + x == at);
+    }
+    CHECK(!std::getline(tsv, line));
   }
 }
