@@ -618,8 +618,7 @@ const char* kScoreHelp =
     "  --json FILE         also write [{\"path\": ..., \"score\": ..., \"is_ood\": true|false}, ...]\n"
     "                      (is_ood only with a threshold)\n"
     "  --batch B           images read and scored at a time (default 256): memory is one batch,\n"
-    "                      whatever the size of the set. With rec/rot/elem features an image's noise\n"
-    "                      draw depends on its place in its batch: the same B gives the same scores.\n"
+    "                      whatever the size of the set; the scores do not depend on B.\n"
     "  --skip-bad          leave out image files that cannot be read, and list them (else: an error,\n"
     "                      and no file written)\n"
     "  Images are converted to the model's channels and size.\n";
@@ -656,9 +655,12 @@ int run_score(const CLI::App& c, const ScoreArgs& a) {
     cli::OutputFile tsv(out);
     std::optional<cli::OutputFile> js;
     if (json) js.emplace(a.json);
-    std::size_t flagged = 0, rows = 0;
+    std::size_t flagged = 0, rows = 0, seen = 0;
     const std::size_t n = for_each_batch(src, a.batch, 0, "--data", "score", [&](const auto& b, const auto& names, auto) {
-      const std::vector<double> s = det.score(b.images);
+      // `seen` images came before: each image gets the noise of its place in the whole set,
+      // so the scores do not depend on --batch.
+      const std::vector<double> s = det.score(b.images, "", seen);
+      seen += s.size();
       const std::vector<bool> ood = thr ? det.is_ood_scores(s) : std::vector<bool>{};
       for (std::size_t k = 0; k < s.size(); ++k) {
         tsv.stream() << cli::tsv_escape(names[k]) << '\t' << num(s[k]);
@@ -832,10 +834,12 @@ int run_explain(const CLI::App& c, const ExplainArgs& a) {
     std::ofstream tsv(dir.file("maps.tsv"));
     tsv << "path\tscore\tmap_max\tmax_x\tmax_y\timage\n";
     std::set<std::string> used;  // PNG names taken
+    std::size_t seen = 0;        // images mapped so far (their place in the whole set: see score)
     const std::size_t n = for_each_batch(src, a.batch, a.limit, "--data", "explain", [&](const auto& b, const auto& names,
                                                                                        std::size_t first) {
-      const std::vector<double> s = det.score(b.images);
-      const so::Images maps = det.anomaly_map(b.images, mo);
+      const std::vector<double> s = det.score(b.images, "", seen);
+      const so::Images maps = det.anomaly_map(b.images, mo, "", seen);
+      seen += s.size();
       const std::size_t H = maps.shape()[2], W = maps.shape()[3];
       for (std::size_t k = 0; k < s.size(); ++k) {
         // IDX and CIFAR images have no paths (and no skipped files): k is the place in the batch.
