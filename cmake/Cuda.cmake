@@ -22,9 +22,15 @@ option(SCOREOOD_ENABLE_CUDA "Build the CUDA backend (tests, benchmarks, scoreood
 set(SCOREOOD_CUDA_ARCHITECTURES "90-real;90-virtual" CACHE STRING
     "CUDA architectures for the CUDA tests/benchmarks (CMake CUDA_ARCHITECTURES syntax)")
 # Plain cudaEvent timing, no Google Benchmark: on by default with the other benchmarks.
+# The command-line tool with --device cuda: compiled by nvcc, which takes much
+# longer than the host compiler, so it is asked for, not on by default.
+option(SCOREOOD_CUDA_CLI "Compile the scoreood tool with nvcc so that --device cuda works (needs SCOREOOD_ENABLE_CUDA)" OFF)
 option(SCOREOOD_BUILD_CUDA_BENCHMARKS "Build benchmarks/cuda (needs SCOREOOD_ENABLE_CUDA)" ${SCOREOOD_BUILD_BENCHMARKS})
 
 if(NOT SCOREOOD_ENABLE_CUDA)
+  if(SCOREOOD_CUDA_CLI)
+    message(FATAL_ERROR "SCOREOOD_CUDA_CLI needs SCOREOOD_ENABLE_CUDA=ON (and nvcc)")
+  endif()
   message(STATUS "scoreood: CUDA backend off")
   return()
 endif()

@@ -38,6 +38,14 @@
 #include <type_traits>
 #include <vector>
 
+// Compiled by nvcc from cli/scoreood_cuda.cu (SCOREOOD_CUDA_CLI=ON), the networks also run on CUDA.
+#ifndef SCOREOOD_CLI_CUDA
+#define SCOREOOD_CLI_CUDA 0
+#endif
+#if SCOREOOD_CLI_CUDA
+#include <scoreood/cuda.hpp>
+#endif
+
 #if __has_include(<scoreood/nn/nets/ncsn_refinenet.hpp>)
 #include <scoreood/nn/nets/ncsn_refinenet.hpp>
 #define SCOREOOD_CLI_HAS_NCSN 1
@@ -54,16 +62,38 @@ namespace {
 template <class T>
 using tag = std::type_identity<T>;
 
+/// Where the networks run: the global --device flag (before the command). A detector file is
+/// the same whichever backend wrote it, so a model trained on one device scores on the other.
+std::string g_device = "cpu";
+
+/// Calls f(tag<Backend>) for --device.
+template <class F>
+void with_backend(F&& f) {
+  if (g_device == "cpu") return f(tag<so::backend::cpu>{});
+  if (g_device != "cuda") throw so::ValueError("--device: '" + g_device + "' is not cpu or cuda");
+#if SCOREOOD_CLI_CUDA
+  so::gpu::require_device("--device cuda");
+  return f(tag<so::backend::cuda>{});
+#else
+  throw so::ValueError(
+      "--device cuda: this scoreood was built without the CUDA backend (configure with nvcc on PATH and "
+      "-DSCOREOOD_CUDA_CLI=ON; see the README's section on the GPU)");
+#endif
+}
+
 template <class F>
 void with_net(std::string_view name, F&& f) {
-  if (name == "small-unet") return f(tag<so::nn::SmallUNet<so::backend::cpu>>{});
+  with_backend([&](auto b) {
+    using B = typename decltype(b)::type;
+    if (name == "small-unet") return f(tag<so::nn::SmallUNet<B>>{});
 #if SCOREOOD_CLI_HAS_NCSN
-  if (name == "ncsn") return f(tag<so::nn::NcsnRefineNet<so::backend::cpu>>{});
-  throw so::ValueError("unknown network '" + std::string(name) + "' (valid: small-unet, ncsn)");
+    if (name == "ncsn") return f(tag<so::nn::NcsnRefineNet<B>>{});
+    throw so::ValueError("unknown network '" + std::string(name) + "' (valid: small-unet, ncsn)");
 #else
-  throw so::ValueError("unknown or unsupported network '" + std::string(name) +
-                       "' (valid: small-unet; this build has no ncsn network)");
+    throw so::ValueError("unknown or unsupported network '" + std::string(name) +
+                         "' (valid: small-unet; this build has no ncsn network)");
 #endif
+  });
 }
 template <class F>
 void with_aug(std::string_view name, F&& f) {
@@ -865,7 +895,7 @@ int run_explain(const CLI::App& c, const ExplainArgs& a) {
 }
 
 const char* kUsage =
-    "usage: scoreood [--data-root DIR] COMMAND [options]   (COMMAND --help for details)\n"
+    "usage: scoreood [--data-root DIR] [--device cpu|cuda] COMMAND [options]   (COMMAND --help for details)\n"
     "  metrics   metrics of two score files\n"
     "  inspect   describe a dataset: a file, folder or list\n"
     "  train     train a score network (RotNCSN / NCSN) on images\n"
@@ -876,7 +906,9 @@ const char* kUsage =
     "Data paths: PATH[:gray28][:gray|:rgb][:size=N][:first=N][:recursive], PATH an IDX or CIFAR\n"
     "file, a folder of PNG/JPEG/BMP images (sorted by path), a text file listing image paths, or\n"
     "one image; looked up in --data-root, $SCOREOOD_DATA, ../shared/data and /usr/share/datasets.\n"
-    "fit, score, eval and explain convert every image to the model's channels and size.\n";
+    "fit, score, eval and explain convert every image to the model's channels and size.\n"
+    "--device cuda runs the networks on the GPU (a build with -DSCOREOOD_CUDA_CLI=ON); model files\n"
+    "are the same on either device.\n";
 
 /// Library messages may span lines (e.g. the folders searched); the contract is one line.
 std::string one_line(std::string m) {
@@ -905,12 +937,14 @@ int main(int argc, char** argv) {
   try {
     CLI::App app{"OOD detection with score-based generative models", "scoreood"};
     cli::configure(app, kUsage);
-    // The one global option, before the command; data::load searches $SCOREOOD_DATA first.
+    // The global options, before the command: --data-root (data::load searches $SCOREOOD_DATA
+    // first) and --device.
     std::string data_root;
     app.add_option("--data-root", data_root)
         ->check(CLI::Validator(
             [](std::string& v) { return std::filesystem::is_directory(v) ? std::string() : v + ": not a directory"; },
             "DIR"));
+    app.add_option("--device", g_device)->check(CLI::IsMember({"cpu", "cuda"}));
     app.require_subcommand(0, 1);
     CLI::App* help = app.add_subcommand("help", "print the usage");
     help->group("");  // not listed among the commands

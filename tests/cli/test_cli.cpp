@@ -287,6 +287,7 @@ TEST_CASE("scoreood rejects bad command lines with one line and exit 1", "[cli]"
   check_fails(run_cli(d, {"train", "--data", "x", "--ouut", "m", "--steps", "1"}), "unknown option --ouut");
   check_fails(run_cli(d, {"--data-root", (d / "nowhere")}), "not a directory");
   check_fails(run_cli(d, {"--data-root"}), "--data-root needs a value");
+  check_fails(run_cli(d, {"--device", "tpu", "inspect", "x"}), "--device");
   check_fails(run_cli(d, {"inspect", "--data-root", d.path.string(), "x"}), "unknown option --data-root");  // before the command only
   check_fails(run_cli(d, {"inspect", "a", "b"}), "unexpected argument 'b'");
   check_fails(run_cli(d, {"eval", "--model", "m", "--in", "x", "--transforms", "rot45"}), "rot45");
@@ -305,7 +306,7 @@ TEST_CASE("scoreood rejects bad command lines with one line and exit 1", "[cli]"
   for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"}, {"help"}, {"--data-root", ".", "--help"}}) {
     const Run h = run_cli(d, args);
     CHECK(h.rc == 0);
-    CHECK(h.out.rfind("usage: scoreood [--data-root DIR] COMMAND", 0) == 0);
+    CHECK(h.out.rfind("usage: scoreood [--data-root DIR] [--device cpu|cuda] COMMAND", 0) == 0);
   }
 }
 
@@ -340,8 +341,29 @@ TEST_CASE("scoreood train -> fit -> score -> eval on tiny images", "[cli][e2e]")
   INFO(r.out << r.err);
   REQUIRE(r.rc == 0);
 
+  // --device cuda: without a CUDA build (or without a GPU) one line that says which, and no file.
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--device", "cuda", "score", "--model", "det.sood", "--data", "noise-images-idx3-ubyte",
+                                 "--out", "gpu.txt"},
+        {"--device", "cuda", "train", "--data", "train-images-idx3-ubyte", "--width", "8", "--steps", "1", "--out",
+         "gpu.sood"}}) {
+    const Run g = run_cli(d, args);
+    if (g.rc == 0) continue;  // a CUDA build on a machine with a GPU
+    INFO(g.err);
+    CHECK((g.err.find("built without the CUDA backend") != std::string::npos ||
+           g.err.find("no CUDA device is available") != std::string::npos));
+    check_fails(g, "--device cuda");
+    CHECK(!fs::exists(d.path / "gpu.txt"));
+    CHECK(!fs::exists(d.path / "gpu.sood"));
+  }
+  // The explicit default is the CPU.
+  r = run_cli(d, {"--device", "cpu", "score", "--model", "det.sood", "--data", "noise-images-idx3-ubyte", "--out",
+                  "noise-cpu.txt"});
+  REQUIRE(r.rc == 0);
+
   r = run_cli(d, {"score", "--model", "det.sood", "--data", "noise-images-idx3-ubyte", "--out", "noise.txt"});
   REQUIRE(r.rc == 0);
+  CHECK(slurp(d.path / "noise.txt") == slurp(d.path / "noise-cpu.txt"));
   // IDX images have no file: NAME[i]; 40 images with the default --holdout 0.1 hold out too few
   // for a threshold, so there is no third column.
   const auto table = read_score_table(d.path / "noise.txt");

@@ -191,11 +191,14 @@ TEST_CASE("a GMM detector file with a bad mixture names the file", "[detector][i
   det.load(dir / "gmm.sood");
   CHECK(det.fitted());
   // The first weight is the 8 bytes after the weight count; the weights are
-  // the third array from the end of the file (weights, means, covariances).
+  // the third array from the end of the density (weights, means, covariances),
+  // which the threshold block follows (a flag byte, then value, kept share and
+  // held-out count when there is a threshold).
   auto b = DetectorBody::read(dir / "gmm.sood");
   const std::size_t k = det.density().num_components(), d = det.density().dim();
   const std::size_t cov_bytes = 8 + k * d * d * 8, mean_bytes = 8 + k * d * 8;
-  const std::size_t w0 = b.rest.size() - cov_bytes - mean_bytes - k * 8;
+  const std::size_t threshold_bytes = 1 + (det.threshold() ? 3 * 8 : 0);
+  const std::size_t w0 = b.rest.size() - threshold_bytes - cov_bytes - mean_bytes - k * 8;
   const double half = 0.5 * det.density().weights()(0);
   std::memcpy(b.rest.data() + w0, &half, 8);
   b.write(dir / "weights.sood");
@@ -252,9 +255,10 @@ TEST_CASE("trainer states: sigmas, levels and optimiser state are checked", "[de
   CHECK_THAT(load_error(state_body({-1.0f, 0.1f}, net, false), "neg.sood"), Catch::Contains("sigma[0]"));
   // A network conditioned on 3 levels with a 2-level schedule: it was adopted
   // and training then failed on the first level index (or silently used 2 of 3).
+  // Now refused as another architecture than the trainer's network.
   Unet three({.channels = 1, .image_size = 8, .width = 2, .num_levels = 3});
   CHECK_THAT(load_error(state_body(sig, three, false), "levels.sood"),
-             Catch::Contains("levels.sood") && Catch::Contains("3 noise levels"));
+             Catch::Contains("levels.sood") && Catch::Contains("levels 3") && Catch::Contains("levels 2"));
   // A network of width 2^40 inside a trainer state.
   io::ByteWriter wide;
   wide.put<std::uint64_t>(0);

@@ -45,8 +45,8 @@ struct TrainOptions {
   std::uint64_t seed = 0;
   std::size_t log_every = 50;     ///< progress line and loss-log row every N steps
   std::size_t checkpoint_every = 0;
-  std::filesystem::path checkpoint;  ///< where periodic checkpoints go (empty: none)
-  std::filesystem::path loss_log;    ///< CSV step,loss,seconds (empty: none)
+  std::filesystem::path checkpoint{};  ///< where periodic checkpoints go (empty: none)
+  std::filesystem::path loss_log{};    ///< CSV step,loss,seconds (empty: none)
   std::ostream* progress = nullptr;  ///< progress lines (nullptr: silent)
 };
 
