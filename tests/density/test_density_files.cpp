@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "../format_error.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -22,18 +24,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-std::string format_error(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const FormatError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("expected a FormatError, got: " << e.what());
-    return "";
-  }
-  FAIL_CHECK("expected a FormatError, nothing was thrown");
-  return "";
-}
+using scoreood::test::format_error;
 
 void put_scaler(io::ByteWriter& w, std::vector<double> mean, std::vector<double> scale) {
   w.put_vector(mean);

@@ -3,6 +3,8 @@
 // with a FormatError naming the source and the field, before anything large
 // is allocated.
 #include <catch2/catch.hpp>
+
+#include "../format_error.hpp"
 #include <scoreood/core/serialization.hpp>
 #include <scoreood/nn/checkpoint.hpp>
 #include <scoreood/nn/nets/ncsn_refinenet.hpp>
@@ -26,19 +28,7 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-/// The message of the FormatError `fn` throws ("" and a failed check when it throws something else).
-std::string format_error(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const FormatError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("expected a FormatError, got: " << e.what());
-    return "";
-  }
-  FAIL_CHECK("expected a FormatError, nothing was thrown");
-  return "";
-}
+using test::format_error;
 
 /// A network block: the header with these sizes, then `tail` (e.g. nothing, or a few bytes).
 std::vector<char> net_block(std::string_view name, nn::detail::NetSizes s, std::size_t tail = 0) {

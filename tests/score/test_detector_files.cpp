@@ -2,6 +2,8 @@
 // contents: every stored value is checked when the file is loaded, and the
 // error is a FormatError naming the file and the field.
 #include <catch2/catch.hpp>
+
+#include "../format_error.hpp"
 #include <scoreood/density/gaussian.hpp>
 #include <scoreood/density/gmm.hpp>
 #include <scoreood/detector.hpp>
@@ -29,18 +31,7 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 const nn::SmallUNetConfig kTiny{.channels = 1, .image_size = 8, .width = 2, .num_levels = 2};
 
-std::string format_error(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const FormatError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL_CHECK("expected a FormatError, got: " << e.what());
-    return "";
-  }
-  FAIL_CHECK("expected a FormatError, nothing was thrown");
-  return "";
-}
+using test::format_error;
 
 struct TempDir {
   fs::path path = fs::temp_directory_path() / ("scoreood_detfiles_" + std::to_string(::getpid()));
