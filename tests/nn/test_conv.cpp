@@ -2,9 +2,10 @@
 // backward against naive loops and finite differences, PyTorch values for
 // fixed cases (layout, init), error cases.
 #include <catch2/catch.hpp>
-#include <scoreood/cpu/packed_gemm.hpp>
+#include <scoreood/cpu/kernels.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
 
+#include "../isa_tiers.hpp"
 #include "conv_reference.hpp"
 #include "gradcheck.hpp"
 #include "refdata.hpp"
@@ -68,14 +69,15 @@ std::vector<Case> sweep() {
 
 TEMPLATE_TEST_CASE("Packed GEMM matches Eigen's GEMM on ragged sizes", "[conv][gemm]", float, double) {
   using T = TestType;
-  // Edges of the 8-row / 48-column tiles and the 128-deep K blocks; both packings.
+  SCOREOOD_FOR_EACH_CPU_TIER();
+  // Edges of the 8-row / 48-column tiles (6 x 16 on AVX2) and the 128-deep K blocks; both packings.
   CounterRng r(77);
   std::uint64_t i = 0;
   for (std::size_t M : {1, 7, 9, 17})
     for (std::size_t K : {1, 5, 131, 300})
       for (std::size_t N : {1, 16, 17, 47, 49, 100}) {
         const std::size_t ldb = N + 3, ldc = N + 5;
-        std::vector<T> a(M * K), b(K * ldb), c0(M * ldc), packed(cpu::packed_lhs_size<T>(M, K));
+        std::vector<T> a(M * K), b(K * ldb), c0(M * ldc), packed(SCOREOOD_CPU_DISPATCH(k::packed_lhs_size<T>(M, K)));
         for (auto& v : a) v = T(r.normal(i++));
         for (auto& v : b) v = T(r.normal(i++));
         for (auto& v : c0) v = T(r.normal(i++));
@@ -83,9 +85,9 @@ TEMPLATE_TEST_CASE("Packed GEMM matches Eigen's GEMM on ragged sizes", "[conv][g
           for (const bool acc : {false, true}) {
             std::vector<T> c = c0, ref = c0;
             // trans: a holds the K x M matrix whose transpose is the operand.
-            if (trans) cpu::pack_lhs(a.data(), M, K, 1, M, packed.data());
-            else cpu::pack_lhs(a.data(), M, K, K, 1, packed.data());
-            cpu::gemm_packed<T>(packed.data(), M, K, b.data(), ldb, N, c.data(), ldc, acc);
+            if (trans) SCOREOOD_CPU_DISPATCH(k::pack_lhs(a.data(), M, K, 1, M, packed.data()));
+            else SCOREOOD_CPU_DISPATCH(k::pack_lhs(a.data(), M, K, K, 1, packed.data()));
+            SCOREOOD_CPU_DISPATCH(k::gemm_packed<T>(packed.data(), M, K, b.data(), ldb, N, c.data(), ldc, acc));
             cpu::gemm<T>(trans, false, M, N, K, T(1), a.data(), trans ? M : K, b.data(), ldb, acc ? T(1) : T(0),
                          ref.data(), ldc);
             double err = 0;
@@ -365,8 +367,9 @@ TEMPLATE_TEST_CASE("Conv2d adds a residual in the same pass", "[conv]", float, d
 }
 
 TEST_CASE("Conv2d by Winograd F(4x4, 3x3) matches the direct path and a double reference", "[conv][winograd]") {
-  if (!cpu::winograd::available()) SUCCEED("no AVX-512 float kernel: Winograd is not compiled in");
-  if (!cpu::winograd::available()) return;
+  SCOREOOD_FOR_EACH_CPU_TIER();
+  if (!SCOREOOD_CPU_DISPATCH(k::winograd::available())) SUCCEED("no Winograd kernel on this tier");
+  if (!SCOREOOD_CPU_DISPATCH(k::winograd::available())) return;
   struct Case {
     Shape4 in;
     std::size_t out;
@@ -434,7 +437,8 @@ TEST_CASE("Conv2d by Winograd F(4x4, 3x3) matches the direct path and a double r
 TEST_CASE("Conv2d takes Winograd only where it applies", "[conv][winograd]") {
   nn::ParameterStore<float> store;
   const CounterRng r(41);
-  const bool native = cpu::winograd::available();
+  SCOREOOD_FOR_EACH_CPU_TIER();
+  const bool native = SCOREOOD_CPU_DISPATCH(k::winograd::available());
   CHECK(nn::Conv2d<float>(store, "a", {8, 8, 3}, r).uses_winograd({1, 8, 9, 9}) == native);
   CHECK_FALSE(nn::Conv2d<float>(store, "b", {8, 8, 3, 2}, r).uses_winograd({1, 8, 9, 9}));          // stride 2
   CHECK_FALSE(nn::Conv2d<float>(store, "c", {8, 8, 3, 1, -1, 2}, r).uses_winograd({1, 8, 9, 9}));   // dilation 2

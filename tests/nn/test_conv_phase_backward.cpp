@@ -1,10 +1,10 @@
 // Conv2d<float> backward of strided and 1x1 convolutions (the phase-plane path of
-// cpu/phase_backward.hpp where AVX-512 is available, im2col otherwise) and of wide
+// cpu/tiered/phase_backward.hpp on the AVX-512 tier, im2col otherwise) and of wide
 // stride-1 ones against direct double loops: odd sizes, batch 1 and batches larger than
 // the thread count, with and without bias, paddings from none to larger than the kernel,
 // dilation, strides 1, 2 and 3.
 #include <catch2/catch.hpp>
-#include <scoreood/cpu/phase_backward.hpp>
+#include <scoreood/cpu/kernels.hpp>
 #include <scoreood/nn/layers/conv2d.hpp>
 
 #include "conv_reference.hpp"

@@ -6,6 +6,7 @@
 #include <scoreood/nn/layers/elu.hpp>
 #include <scoreood/nn/layers/instance_norm.hpp>
 
+#include "../isa_tiers.hpp"
 #include "gradcheck.hpp"
 
 #include <bit>
@@ -44,33 +45,35 @@ std::vector<float> negative_sweep() {
 // The bound: an exhaustive run over all 2^31 negative floats (AVX-512 and the
 // portable loop, with and without FMA) measured at most 0.9 ulp; 1 ulp is asserted.
 TEST_CASE("Float expm1 of the ELU is within 1 ulp of std::expm1 for every binade of x <= 0", "[elu][exp]") {
+  SCOREOOD_FOR_EACH_CPU_TIER();
   const std::vector<float> xs = negative_sweep();
   std::vector<float> ys(xs.size());
-  cpu::elu::apply_float(xs.data(), ys.data(), xs.size(), 1.f);  // the SIMD path (AVX-512 where built for it)
+  SCOREOOD_CPU_DISPATCH(k::elu::apply_float(xs.data(), ys.data(), xs.size(), 1.f));  // the SIMD path of the tier
   double worst = 0, worst_scalar = 0;
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const double want = std::expm1(double(xs[i]));
     worst = std::max(worst, ulp_error(ys[i], want));
-    worst_scalar = std::max(worst_scalar, ulp_error(cpu::elu::expm1_nonpos(xs[i]), want));
+    worst_scalar = std::max(worst_scalar, ulp_error(SCOREOOD_CPU_DISPATCH(k::elu::expm1_nonpos(xs[i])), want));
   }
   INFO("max ulp error: SIMD " << worst << ", scalar " << worst_scalar);
   CHECK(worst <= 1.0);
   CHECK(worst_scalar <= 1.0);
   // Tiny inputs keep their value (expm1(x) ~ x, where exp(x) - 1 would give 0 or -2^-24).
-  CHECK(ulp_error(cpu::elu::expm1_nonpos(-1e-7f), std::expm1(-1e-7)) <= 1.0);
-  CHECK(cpu::elu::expm1_nonpos(-1e-10f) == -1e-10f);  // x^2 / 2 is below half an ulp of x
-  CHECK(cpu::elu::expm1_nonpos(-1e-30f) == -1e-30f);
+  CHECK(ulp_error(SCOREOOD_CPU_DISPATCH(k::elu::expm1_nonpos(-1e-7f)), std::expm1(-1e-7)) <= 1.0);
+  CHECK(SCOREOOD_CPU_DISPATCH(k::elu::expm1_nonpos(-1e-10f)) == -1e-10f);  // x^2 / 2 is below half an ulp of x
+  CHECK(SCOREOOD_CPU_DISPATCH(k::elu::expm1_nonpos(-1e-30f)) == -1e-30f);
   // Large negative inputs saturate at -1 without NaN or a denormal scale.
-  CHECK(cpu::elu::expm1_nonpos(-100.f) == -1.f);
-  CHECK(cpu::elu::expm1_nonpos(-std::numeric_limits<float>::infinity()) == -1.f);
+  CHECK(SCOREOOD_CPU_DISPATCH(k::elu::expm1_nonpos(-100.f)) == -1.f);
+  CHECK(SCOREOOD_CPU_DISPATCH(k::elu::expm1_nonpos(-std::numeric_limits<float>::infinity())) == -1.f);
 }
 
 TEST_CASE("Float ELU: positive inputs pass through, NaN propagates, alpha scales, any length and in place",
           "[elu][exp]") {
+  SCOREOOD_FOR_EACH_CPU_TIER();
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> x = {0.f, -0.f, 1e-30f, 0.5f, 88.f, 100.f, 1e30f, 3e38f, inf, nan, -nan, -100.f, -1e-7f, -1.f};
   std::vector<float> y(x.size());
-  cpu::elu::apply_float(x.data(), y.data(), x.size(), 1.f);
+  SCOREOOD_CPU_DISPATCH(k::elu::apply_float(x.data(), y.data(), x.size(), 1.f));
   CHECK(y[0] == 0.f);
   CHECK(y[1] == 0.f);
   for (std::size_t i = 2; i <= 8; ++i) CHECK(y[i] == x[i]);  // no overflow from exp of a large input
@@ -85,8 +88,8 @@ TEST_CASE("Float ELU: positive inputs pass through, NaN propagates, alpha scales
   for (std::size_t i = 0; i < src.size(); ++i) src[i] = float(i % 7) - 4.5f + 0.1f * float(i);
   for (std::size_t n = 0; n <= src.size(); ++n) {
     std::vector<float> out(src.size(), 123.f), inplace = src;
-    cpu::elu::apply(src.data(), out.data(), n, 2.f);
-    cpu::elu::apply(inplace.data(), inplace.data(), n, 2.f);
+    SCOREOOD_CPU_DISPATCH(k::elu::apply(src.data(), out.data(), n, 2.f));
+    SCOREOOD_CPU_DISPATCH(k::elu::apply(inplace.data(), inplace.data(), n, 2.f));
     for (std::size_t i = 0; i < src.size(); ++i) {
       INFO("n = " << n << ", i = " << i);
       if (i >= n) {
@@ -102,9 +105,10 @@ TEST_CASE("Float ELU: positive inputs pass through, NaN propagates, alpha scales
 }
 
 TEST_CASE("Double ELU is the exact expm1 (gradient checks rely on it) and propagates NaN", "[elu][exp]") {
+  SCOREOOD_FOR_EACH_CPU_TIER();
   std::vector<double> x = {-1e-12, -0.3, -5.0, -800.0, 2.0, std::numeric_limits<double>::quiet_NaN()};
   std::vector<double> y(x.size());
-  cpu::elu::apply(x.data(), y.data(), x.size(), 1.0);
+  SCOREOOD_CPU_DISPATCH(k::elu::apply(x.data(), y.data(), x.size(), 1.0));
   for (std::size_t i = 0; i < 4; ++i) CHECK(std::abs(y[i] - std::expm1(x[i])) <= 2e-16 * std::abs(std::expm1(x[i])));
   CHECK(y[4] == 2.0);
   CHECK(std::isnan(y[5]));
@@ -151,6 +155,7 @@ std::vector<double> reference_cin_elu(const Tensor4<float>& x, const float* embe
 }  // namespace
 
 TEST_CASE("Fused CIN++ -> ELU in float matches a plain double reference for many plane sizes", "[norm][elu]") {
+  SCOREOOD_FOR_EACH_CPU_TIER();
   const std::size_t C = 5, L = 3;
   const std::vector<int> levels = {2, 0, 1};
   // 1x1 .. 28x28 and 20x20 (P = 400 > the 256-element statistics block), odd tails.

@@ -5,18 +5,18 @@
  *  kernels, the same thread split, the same summation order as before the
  *  seam): tensors are host Tensor4<T>, the context is empty, to_backend and
  *  to_host return their argument itself (nothing is copied). This is also the
- *  reference every CUDA operation is tested against. */
+ *  reference every CUDA operation is tested against. The convolution, norm,
+ *  ELU and resizing kernels run on the ISA tier isa::active() names
+ *  (cpu/kernels.hpp); the rest are portable loops. */
 #pragma once
 #include <scoreood/core/backend.hpp>
 #include <scoreood/core/tensor.hpp>
-#include <scoreood/cpu/conv2d.hpp>
 #include <scoreood/cpu/dsm.hpp>
 #include <scoreood/cpu/elementwise.hpp>
-#include <scoreood/cpu/elu.hpp>
 #include <scoreood/cpu/features.hpp>
-#include <scoreood/cpu/instance_norm.hpp>
+#include <scoreood/cpu/instance_norm_cache.hpp>
+#include <scoreood/cpu/kernels.hpp>
 #include <scoreood/cpu/pooling.hpp>
-#include <scoreood/cpu/upsample.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -77,19 +77,19 @@ struct ops<cpu> {
     return x;
   }
 
-  // ---------------------------------------------------------------- convolution (cpu/conv2d.hpp)
+  // ---------------------------------------------------------------- convolution (cpu/tiered/conv2d.hpp)
   template <class T>
   static void conv2d_forward(context&, const ConvParams& p, const T* w, const T* b, const Tensor4<T>& x, Tensor4<T>& y,
                              const Tensor4<T>* residual) {
-    scoreood::cpu::conv::forward(p, w, b, x, y, residual);
+    SCOREOOD_CPU_DISPATCH(k::conv::forward(p, w, b, x, y, residual));
   }
   template <class T>
   static void conv2d_backward(context&, const ConvParams& p, const T* w, const Tensor4<T>& x, const Tensor4<T>& dy,
                               Tensor4<T>* dx, T* gw, T* gb) {
-    scoreood::cpu::conv::backward(p, w, x, dy, dx, gw, gb);
+    SCOREOOD_CPU_DISPATCH(k::conv::backward(p, w, x, dy, dx, gw, gb));
   }
 
-  // ---------------------------------------------------------------- instance norm++ (cpu/instance_norm.hpp)
+  // ---------------------------------------------------------------- instance norm++ (cpu/tiered/instance_norm.hpp)
   /// What a norm's forward keeps for its backward: valid(), shape(), check_input(name).
   template <class T>
   using norm_cache = scoreood::cpu::norm::Cache<T>;
@@ -99,7 +99,7 @@ struct ops<cpu> {
   template <class T>
   static void norm_forward(context&, const NormParams<T>& p, const Tensor4<T>& x, Tensor4<T>& y,
                            norm_cache<T>* cache, const T* elu_alpha, bool keep_input) {
-    scoreood::cpu::norm::forward(x, y, scoreood::cpu::norm::rows_of(p), cache, elu_alpha, keep_input);
+    SCOREOOD_CPU_DISPATCH(k::norm::forward(x, y, scoreood::cpu::norm::rows_of(p), cache, elu_alpha, keep_input));
   }
   /// dx from dy (through the ELU whose output is `elu_y`, when given; plus `residual`), and the
   /// parameter gradients accumulated into `g`.
@@ -108,20 +108,20 @@ struct ops<cpu> {
                             Tensor4<T>& dx, const T* elu_y, T elu_alpha, const Tensor4<T>* residual,
                             const NormGrads<T>& g) {
     std::vector<double> S, Tx;
-    scoreood::cpu::norm::backward(cache, dy, dx, scoreood::cpu::norm::rows_of(p), S, Tx, elu_y, elu_alpha,
-                                  residual ? residual->data() : nullptr);
+    SCOREOOD_CPU_DISPATCH(k::norm::backward(cache, dy, dx, scoreood::cpu::norm::rows_of(p), S, Tx, elu_y, elu_alpha,
+                                  residual ? residual->data() : nullptr));
     scoreood::cpu::norm::parameter_grads(p, cache, S, Tx, g);
   }
 
-  // ---------------------------------------------------------------- ELU (cpu/elu.hpp)
+  // ---------------------------------------------------------------- ELU (cpu/tiered/elu.hpp)
   template <class T>
   static void elu_forward(context&, const Tensor4<T>& x, Tensor4<T>& y, T alpha) {
-    scoreood::cpu::elu::forward(x, y, alpha);
+    SCOREOOD_CPU_DISPATCH(k::elu::forward(x, y, alpha));
   }
   /// dx = dy * elu' from the forward's output y (dx may be dy).
   template <class T>
   static void elu_backward(context&, const T* y, const Tensor4<T>& dy, Tensor4<T>& dx, T alpha) {
-    scoreood::cpu::elu::backward(y, dy, dx, alpha);
+    SCOREOOD_CPU_DISPATCH(k::elu::backward(y, dy, dx, alpha));
   }
 
   // ---------------------------------------------------------------- pooling (cpu/pooling.hpp)
@@ -142,23 +142,23 @@ struct ops<cpu> {
     scoreood::cpu::pool::mean2_backward(dy, dx);
   }
 
-  // ---------------------------------------------------------------- resizing (cpu/upsample.hpp)
+  // ---------------------------------------------------------------- resizing (cpu/tiered/upsample.hpp)
   /// y = nearest(x) to y's size (+ residual).
   template <class T>
   static void nearest_forward(context&, const Tensor4<T>& x, Tensor4<T>& y, const Tensor4<T>* residual) {
-    scoreood::cpu::resize::nearest_forward(x, y, residual);
+    SCOREOOD_CPU_DISPATCH(k::resize::nearest_forward(x, y, residual));
   }
   template <class T>
   static void nearest_backward(context&, const Tensor4<T>& dy, Tensor4<T>& dx) {
-    scoreood::cpu::resize::nearest_backward(dy, dx);
+    SCOREOOD_CPU_DISPATCH(k::resize::nearest_backward(dy, dx));
   }
   template <class T>
   static void bilinear_forward(context&, const Tensor4<T>& x, Tensor4<T>& y, bool align_corners) {
-    scoreood::cpu::resize::bilinear_forward(x, y, align_corners);
+    SCOREOOD_CPU_DISPATCH(k::resize::bilinear_forward(x, y, align_corners));
   }
   template <class T>
   static void bilinear_backward(context&, const Tensor4<T>& dy, Tensor4<T>& dx, bool align_corners) {
-    scoreood::cpu::resize::bilinear_backward(dy, dx, align_corners);
+    SCOREOOD_CPU_DISPATCH(k::resize::bilinear_backward(dy, dx, align_corners));
   }
 
   // ---------------------------------------------------------------- training (cpu/dsm.hpp)

@@ -6,7 +6,7 @@
  *    y[n, o] = b[o] + sum_{c, ky, kx} w[o, c, ky, kx] x[n, c, s*i + d*ky - p, s*j + d*kx - p]
  *    dx = the transposed convolution of dy, dW[o, c, ky, kx] = sum_n,i,j dy[n, o, i, j] x[...].
  *  The computation is the backend's (ops<B>::conv2d_forward / conv2d_backward;
- *  on the CPU cpu/conv2d.hpp picks Winograd, padded offsets, phase planes or
+ *  on the CPU cpu/tiered/conv2d.hpp picks Winograd, padded offsets, phase planes or
  *  im2col per shape; on CUDA cuDNN).
  *
  *  Training contract: forward() keeps a pointer to its input (no copy). The
@@ -73,9 +73,11 @@ class Conv2d {
   enum class Algorithm { automatic, direct };
   void set_algorithm(Algorithm a) { algorithm_ = a; }
   Algorithm algorithm() const { return algorithm_; }
-  /// True when all three CPU passes (forward, backward-data, weight gradient) of this input shape run F(4x4, 3x3).
+  /// True when all three CPU passes (forward, backward-data, weight gradient) of this input shape run
+  /// F(4x4, 3x3) on the active ISA tier (cpu/isa.hpp).
   bool uses_winograd(Shape4 in) const {
-    return std::is_same_v<B, backend::cpu> && cpu::conv::winograd_applies<T>(params(), geometry(in));
+    if constexpr (!std::is_same_v<B, backend::cpu>) return false;
+    else return SCOREOOD_CPU_DISPATCH(k::conv::winograd_applies<T>(params(), geometry(in)));
   }
 
   const Spec& spec() const { return spec_; }

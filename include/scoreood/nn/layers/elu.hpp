@@ -4,7 +4,7 @@
  *  dy/dx = 1 for y > 0, else y + alpha: backward() needs only the output, so
  *  in-place use (x and y the same tensor) is allowed. The output must stay
  *  alive and unchanged until backward(). The kernels are the backend's
- *  (ops<B>::elu_forward / elu_backward; on the CPU cpu/elu.hpp). */
+ *  (ops<B>::elu_forward / elu_backward; on the CPU cpu/tiered/elu.hpp). */
 #pragma once
 #include <scoreood/core/backend.hpp>
 #include <scoreood/core/error.hpp>

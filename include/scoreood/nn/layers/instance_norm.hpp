@@ -14,7 +14,7 @@
  *  weight [gamma | alpha | beta]; InstanceNormPlusPlus has one set (alpha,
  *  gamma, beta registered in NCSN's order). Both hand the backend one
  *  backend::NormParams (per-sample rows) and their cache (ops<B>::norm_forward,
- *  norm_backward; on the CPU cpu/instance_norm.hpp). */
+ *  norm_backward; on the CPU cpu/tiered/instance_norm.hpp). */
 #pragma once
 #include <scoreood/core/backend.hpp>
 #include <scoreood/core/error.hpp>

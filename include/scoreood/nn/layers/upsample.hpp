@@ -7,7 +7,7 @@
  *              (align_corners: the corners of input and output coincide)
  *  NCSN's multi-resolution fusion uses bilinear with align_corners=True.
  *  backward() is the exact adjoint, so only the input shape is cached. Both
- *  also shrink. The kernels are the backend's (on the CPU cpu/upsample.hpp). */
+ *  also shrink. The kernels are the backend's (on the CPU cpu/tiered/upsample.hpp). */
 #pragma once
 #include <scoreood/core/backend.hpp>
 #include <scoreood/core/error.hpp>

@@ -6,52 +6,15 @@
  *  Y[out, Ho*Wo] = W[out, C*k*k] * col. Each row is written as contiguous runs
  *  (a memcpy per output row when stride is 1) with the zero padding filled
  *  at the ends, which keeps the unfolding at memory speed. */
-#pragma once
+#ifndef SCOREOOD_CPU_TIER
+#error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
+#endif
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
-namespace scoreood::cpu {
-
-/// Geometry of a square-kernel convolution over one C x H x W image.
-struct ConvGeometry {
-  std::size_t channels = 0, height = 0, width = 0;
-  std::size_t kernel = 1, stride = 1, pad = 0, dilation = 1;
-  std::size_t out_h = 0, out_w = 0;
-
-  /// Fills out_h / out_w; returns false when the dilated kernel does not fit.
-  bool compute_output() {
-    const std::ptrdiff_t span = std::ptrdiff_t(dilation * (kernel - 1) + 1);
-    const std::ptrdiff_t ph = std::ptrdiff_t(height + 2 * pad) - span;
-    const std::ptrdiff_t pw = std::ptrdiff_t(width + 2 * pad) - span;
-    if (ph < 0 || pw < 0 || stride == 0) return false;
-    out_h = std::size_t(ph) / stride + 1;
-    out_w = std::size_t(pw) / stride + 1;
-    return true;
-  }
-  std::size_t rows() const { return channels * kernel * kernel; }   ///< K of the GEMM
-  std::size_t cols() const { return out_h * out_w; }                ///< pixels per image
-  std::size_t image_size() const { return channels * height * width; }
-  bool is_pointwise() const { return kernel == 1 && stride == 1 && pad == 0; }  ///< col == image
-  /// Stride 1 and same width: a kernel tap is a constant shift of the flattened plane.
-  bool flat_shift() const { return stride == 1 && out_w == width; }
-
-  /// Output columns [lo, hi) whose input column ox*stride + off lies inside [0, width).
-  void valid_range(std::ptrdiff_t off, std::size_t n, std::size_t extent, std::size_t& lo, std::size_t& hi) const {
-    const std::ptrdiff_t s = std::ptrdiff_t(stride);
-    std::ptrdiff_t l = off >= 0 ? 0 : (-off + s - 1) / s;
-    std::ptrdiff_t h = std::ptrdiff_t(extent) - 1 - off < 0 ? 0 : (std::ptrdiff_t(extent) - 1 - off) / s + 1;
-    l = std::min<std::ptrdiff_t>(l, std::ptrdiff_t(n));
-    h = std::clamp<std::ptrdiff_t>(h, l, std::ptrdiff_t(n));
-    lo = std::size_t(l);
-    hi = std::size_t(h);
-  }
-};
+namespace scoreood::cpu::SCOREOOD_CPU_TIER {
 
 /// col[(c*k + ky)*k + kx][oy*Wo + ox] = x[c][oy*s - p + ky*d][ox*s - p + kx*d] (0 outside).
 template <class T>
@@ -156,7 +119,7 @@ void col2im_add(const ConvGeometry& g, T* col, T* x) {
 /// Copies C planes of H x W into planes of (H + top + bottom) x (W + left + right)
 /// with zero borders (`right` zero columns also pad the left of the next row, so
 /// left = 0 is fine when right covers both); `slack` zeros follow the last plane.
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
 namespace detail {
 /// Lanes [lo, hi) of a 16-lane mask (empty when hi <= lo).
 inline __mmask16 lane_range(std::ptrdiff_t lo, std::ptrdiff_t hi) {
@@ -172,7 +135,7 @@ template <class T>
 void pad_planes(const T* x, std::size_t C, std::size_t H, std::size_t W, std::size_t top, std::size_t bottom,
                 std::size_t left, std::size_t right, std::size_t slack, T* out) {
   const std::size_t Wp = W + left + right, Hp = H + top + bottom, plane = Hp * Wp;
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
     // Rows are 7..32 values here: a memcpy call per row costs more than the copy.
     // Every padded row is written whole with masked vectors (zeros outside the data).
@@ -221,7 +184,7 @@ void pad_planes(const T* x, std::size_t C, std::size_t H, std::size_t W, std::si
 template <class T>
 void compact_rows(const T* in, std::size_t C, std::size_t H, std::size_t W, std::size_t ld, T* out,
                   const T* add = nullptr) {
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
     for (std::size_t r = 0; r < C * H; ++r) {
       const float* s = in + r * ld;
@@ -244,4 +207,4 @@ void compact_rows(const T* in, std::size_t C, std::size_t H, std::size_t W, std:
   }
 }
 
-}  // namespace scoreood::cpu
+}  // namespace scoreood::cpu::SCOREOOD_CPU_TIER

@@ -8,9 +8,9 @@
  *  convolution next to it). double (gradient checks): the exact expm1. NaN
  *  inputs give NaN. The backward needs only the output: dy/dx = 1 for y > 0,
  *  else y + alpha. */
-#pragma once
-#include <scoreood/core/tensor.hpp>
-#include <scoreood/cpu/elementwise.hpp>
+#ifndef SCOREOOD_CPU_TIER
+#error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
+#endif
 
 #include <Eigen/Core>
 
@@ -20,11 +20,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
-namespace scoreood::cpu::elu {
+namespace scoreood::cpu::SCOREOOD_CPU_TIER::elu {
 
 
 // expm1 on x <= 0 in float, written once as scalar code (vectorised by the
@@ -68,7 +64,7 @@ inline float expm1_core(float t) {
 /// expm1(min(x, 0)) (NaN gives expm1(-87) = -1; callers select x back for NaN).
 inline float expm1_nonpos(float x) { return expm1_core(expm1_arg(x)); }
 
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
 /// expm1(x) for lanes with x <= 0 (the same steps as expm1_nonpos); other
 /// lanes (x > 0, NaN) get an unspecified value, which elu_ps discards. The
 /// scaling by 2^n is vscalefps: 2^n p exactly, then one rounding in the add,
@@ -135,7 +131,7 @@ void grad_apply(const T* g, const T* f, const T* t, T* d, std::size_t n) {
 /// which is exactly g * 1 or g * (y + a).
 template <class T>
 void grad(const T* y, const T* g, T* d, std::size_t n, T a) {
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
 #pragma omp simd
   for (std::size_t i = 0; i < n; ++i) {
     const T yv = y[i];
@@ -155,7 +151,7 @@ void grad(const T* y, const T* g, T* d, std::size_t n, T a) {
 /// y[i] = elu(x[i]) in float for n values; y may be x.
 inline void apply_float(const float* x, float* y, std::size_t n, float a) {
   std::size_t i = 0;
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   const __m512 av = _mm512_set1_ps(a);
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, elu_ps(_mm512_loadu_ps(x + i), av));
   if (i < n) {
@@ -219,4 +215,4 @@ void backward(const T* y, const Tensor4<T>& dy, Tensor4<T>& dx, T a) {
   detail::chunked(dy.size(), [=](std::size_t b, std::size_t e) { grad(y + b, g + b, d + b, e - b, a); });
 }
 
-}  // namespace scoreood::cpu::elu
+}  // namespace scoreood::cpu::SCOREOOD_CPU_TIER::elu

@@ -14,11 +14,9 @@
  *  the fused ELU in the same registers (cpu::elu::elu_ps), and the backward
  *  recomputes xhat from x in registers in reference mode instead of writing
  *  a per-sample copy. Other types and targets take the portable loops. */
-#pragma once
-#include <scoreood/core/backend.hpp>
-#include <scoreood/core/error.hpp>
-#include <scoreood/core/tensor.hpp>
-#include <scoreood/cpu/elu.hpp>
+#ifndef SCOREOOD_CPU_TIER
+#error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -29,42 +27,11 @@
 #include <utility>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+namespace scoreood::cpu::SCOREOOD_CPU_TIER::norm {
 
-namespace scoreood::cpu::norm {
-
-
-/// What forward keeps for backward: the normalised input (or, in reference
-/// mode, a pointer to the input and the T-precision mean and 1/std that
-/// recompute it exactly) and per-sample statistics.
-template <class T>
-struct Cache {
-  Tensor4<T> xhat;                       ///< (x - mu) / sqrt(var + eps), shape of x (empty in reference mode)
-  std::vector<double> z, inv_std, d, q;  ///< z_c, 1/sqrt(var_c + eps), mu_c - mean(mu) per (n, c); q per n
-  const Tensor4<T>* x = nullptr;         ///< reference mode: the forward input (kept alive by the caller)
-  const T* x_data = nullptr;
-  Shape4 x_shape{};
-  std::vector<T> mean_t, rstd_t;  ///< reference mode: xhat = (x - mean_t) * rstd_t, as forward computed it
-  bool valid() const { return x ? true : xhat.size() > 0; }
-  Shape4 shape() const { return x ? x_shape : shape_of(xhat); }
-  /// Reference mode: the input must be the same tensor, unresized, at backward time.
-  void check_input(const std::string& name) const {
-    if (x && (x->data() != x_data || shape_of(*x) != x_shape))
-      throw Error(name + ": the forward input was resized or freed before backward()");
-  }
-};
-
-/// Per-sample (gamma, alpha, beta) pointers; beta is null when the layer has no bias.
-template <class T>
-struct Rows {
-  const T* gamma;
-  const T* alpha;
-  const T* beta;
-};
-
-inline constexpr double kNormEps = 1e-5;  // both epsilons of NCSN's definition
+using scoreood::cpu::norm::Cache;
+using scoreood::cpu::norm::kNormEps;
+using scoreood::cpu::norm::Rows;
 
 /// Lanes of independent partial sums: the compiler vectorises them without
 /// -ffast-math, and each lane is short enough that T-precision partials,
@@ -72,7 +39,7 @@ inline constexpr double kNormEps = 1e-5;  // both epsilons of NCSN's definition
 inline constexpr std::size_t kLanes = 16;
 inline constexpr std::size_t kBlock = 256;  // elements per partial before folding into double
 
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
 /// Adds the 16 float lanes of v, widened to double, into (lo, hi).
 inline void fold_to_double(__m512 v, __m512d& lo, __m512d& hi) {
   lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
@@ -84,7 +51,7 @@ inline double reduce_double(__m512d lo, __m512d hi) { return _mm512_reduce_add_p
 /// sum(x - k) and sum((x - k)^2) over a plane.
 template <class T>
 void plane_sums(const T* x, std::size_t P, T k, double& s, double& s2) {
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
     // x is read once (this pass streams it from memory): two independent
     // register accumulators per sum hide the add latency; each lane holds at
@@ -145,7 +112,7 @@ void plane_sums(const T* x, std::size_t P, T k, double& s, double& s2) {
 /// all in one pass while the plane is in cache.
 template <class T>
 void norm_out_plane(const T* src, T* dst, T* h, std::size_t P, T mc, T a, T g, T shift, bool elu, T elu_alpha) {
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
     const __m512 mv = _mm512_set1_ps(mc), av = _mm512_set1_ps(a), gv = _mm512_set1_ps(g),
                  sv = _mm512_set1_ps(shift), ev = _mm512_set1_ps(elu_alpha);
@@ -298,7 +265,7 @@ void forward(const Tensor4<T>& x, Tensor4<T>& y, RowsFn rows, Cache<T>* cache, c
   }
 }
 
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
 /// Backward kernels for float: xhat comes from the cache (copy mode) or is
 /// recomputed from x with forward's two operations (reference mode), in
 /// registers, so no per-sample buffer is written and read back.
@@ -405,7 +372,7 @@ void backward(const Cache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsF
   // Portable path with the ELU fused: the second pass reads dy * elu' back from dx (in place,
   // per element). The AVX-512 path recomputes dy * elu' instead (no store and reload).
   const T* g_in = elu_y ? out : dy.data();
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   constexpr bool simd = std::is_same_v<T, float>;
   // xhat of (n, c) for the SIMD kernels: from the cache, or recomputed from x.
   [[maybe_unused]] auto xhat_source = [&](std::size_t n, std::size_t c) -> XhatSource {
@@ -431,7 +398,7 @@ void backward(const Cache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsF
     // did, into a per-thread buffer that stays in L2 for both passes. hn: this sample's planes.
     const T* hn = h_all ? h_all + n * C * P : nullptr;
     if constexpr (simd) {
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
       for (std::size_t c = 0; c < C; ++c) {
         const std::size_t off = (n * C + c) * P;
         plane_bwd_sums(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), nullptr,
@@ -482,7 +449,7 @@ void backward(const Cache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsF
       const T a = T(gam * rs);
       const T b = T(-gam * rs * mean_dy + (dd[c] - dd_mean) / double(P));
       const T cc = T(-gam * rs * mean_dyh);
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
       if constexpr (simd) {
         plane_bwd_out(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), a, b, cc,
                       residual ? residual + off : nullptr, out + off, P);
@@ -501,45 +468,4 @@ void backward(const Cache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsF
 }
 
 
-/// Per-sample rows of a backend::NormParams: base + levels[n] * stride.
-template <class T>
-auto rows_of(const backend::NormParams<T>& p) {
-  return [p](std::size_t n) {
-    const std::size_t off = p.stride ? std::size_t(p.levels[n]) * p.stride : 0;
-    return Rows<T>{p.gamma + off, p.alpha + off, p.beta ? p.beta + off : nullptr};
-  };
-}
-
-/// The parameter gradients from backward()'s sums: per sample into its row (a conditional norm,
-/// stride > 0), or summed over the batch in double first (a plain norm, stride 0).
-template <class T>
-void parameter_grads(const backend::NormParams<T>& p, const Cache<T>& cache, const std::vector<double>& S,
-                     const std::vector<double>& Tx, const backend::NormGrads<T>& g) {
-  const std::size_t C = p.channels, N = cache.shape()[0];
-  if (p.stride) {
-    for (std::size_t n = 0; n < N; ++n) {
-      const std::size_t base = std::size_t(p.levels[n]) * p.stride;
-      for (std::size_t c = 0; c < C; ++c) {
-        const double z = cache.z[n * C + c], s = S[n * C + c];
-        g.gamma[base + c] += T(Tx[n * C + c] + double(p.alpha[base + c]) * z * s);
-        g.alpha[base + c] += T(double(p.gamma[base + c]) * z * s);
-        if (g.beta) g.beta[base + c] += T(s);
-      }
-    }
-    return;
-  }
-  for (std::size_t c = 0; c < C; ++c) {
-    double dg = 0, da = 0, db = 0;
-    for (std::size_t n = 0; n < N; ++n) {
-      const double z = cache.z[n * C + c], s = S[n * C + c];
-      dg += Tx[n * C + c] + double(p.alpha[c]) * z * s;
-      da += double(p.gamma[c]) * z * s;
-      db += s;
-    }
-    g.gamma[c] += T(dg);
-    g.alpha[c] += T(da);
-    if (g.beta) g.beta[c] += T(db);
-  }
-}
-
-}  // namespace scoreood::cpu::norm
+}  // namespace scoreood::cpu::SCOREOOD_CPU_TIER::norm

@@ -27,10 +27,9 @@
  *  the stage and V (or M), 16 tiles per aligned vector. V and M are each
  *  written once and read once.
  *  Needs the native AVX-512 float kernel (available()). */
-#pragma once
-#include <scoreood/cpu/im2col.hpp>
-#include <scoreood/cpu/packed_gemm.hpp>
-#include <scoreood/cpu/threading.hpp>
+#ifndef SCOREOOD_CPU_TIER
+#error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
+#endif
 
 #include <algorithm>
 #include <array>
@@ -39,7 +38,7 @@
 #include <stdexcept>
 #include <utility>
 
-namespace scoreood::cpu::winograd {
+namespace scoreood::cpu::SCOREOOD_CPU_TIER::winograd {
 
 inline constexpr std::size_t kM = 4;           ///< output tile
 inline constexpr std::size_t kAlpha = kM + 2;  ///< input tile
@@ -121,7 +120,7 @@ inline std::size_t group_size(const Shape& s) {
   return std::max<std::size_t>(1, std::clamp<std::size_t>(budget, 32, 192) / s.tiles());
 }
 
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
 namespace detail {
 
 /// One dimension of B^T d (6 -> 6), shared subexpressions of Lavin's F(4,3).
@@ -150,7 +149,7 @@ __attribute__((always_inline)) inline void output_1d(const __m512 (&d)[kAlpha], 
 }
 
 /// Lanes [0, n) of a 16-lane mask.
-inline __mmask16 lanes(std::ptrdiff_t n) { return cpu::detail::lane_range(0, n); }
+inline __mmask16 lanes(std::ptrdiff_t n) { return tier::detail::lane_range(0, n); }
 
 /// p rounded up to a cache line (buffers carry 16 spare floats): row starts that are
 /// multiples of 16 floats then take whole-line vector loads and stores.
@@ -179,8 +178,8 @@ inline void unfold_rows(const float* x, std::size_t H, std::size_t W, const Grid
   for (std::size_t t0 = 0; t0 < g.tW; t0 += kChunk) {
     const __mmask16 st = lanes(std::ptrdiff_t(std::min(kChunk, g.tW - t0)));
     const std::ptrdiff_t e0 = std::ptrdiff_t(4 * t0) - 1;
-    const __mmask16 m0 = cpu::detail::lane_range(-e0, std::ptrdiff_t(W) - e0);
-    const __mmask16 m1 = cpu::detail::lane_range(-e0 - 16, std::ptrdiff_t(W) - e0 - 16);
+    const __mmask16 m0 = tier::detail::lane_range(-e0, std::ptrdiff_t(W) - e0);
+    const __mmask16 m1 = tier::detail::lane_range(-e0 - 16, std::ptrdiff_t(W) - e0 - 16);
     float* vt = v + t0;
     // Stores row yp's six values (o) wherever a tile row uses it.
     auto put = [&](std::size_t yp, const __m512 (&o)[kAlpha]) __attribute__((always_inline)) {
@@ -447,7 +446,7 @@ struct Buffers {
 /// bias (s.out values) and residual (y's shape) may be null.
 inline void conv3x3(const float* U, const Shape& s, const float* x, std::size_t images, const float* bias,
                     const float* residual, float* y) {
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
   using namespace detail;
   Buffers w(s, images);
   const std::size_t ps = packed_lhs_size<float>(s.out, s.in);
@@ -478,7 +477,7 @@ inline void conv3x3(const float* U, const Shape& s, const float* x, std::size_t 
 /// x the forward input (s.in channels), dy the output gradient (s.out channels), both NCHW.
 /// weight_grad() maps dU (36 * s.out * s.in floats) to the 3x3 kernels. Single-threaded.
 inline void conv3x3_grad_u(const Shape& s, const float* x, const float* dy, std::size_t images, float* dU) {
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
   using namespace detail;
   // Groups 4x the forward's: the dot products over the group's tiles reduce once per group, so
   // longer rows pay (measured at batch 128, one core: backward 10-25 % faster than 1x; 2x-16x
@@ -505,4 +504,4 @@ inline void conv3x3_grad_u(const Shape& s, const float* x, const float* dy, std:
 #endif
 }
 
-}  // namespace scoreood::cpu::winograd
+}  // namespace scoreood::cpu::SCOREOOD_CPU_TIER::winograd

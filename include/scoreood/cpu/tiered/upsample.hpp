@@ -5,10 +5,9 @@
  *  The source indices and weights of each output row and column are computed
  *  once per call (they depend only on the sizes); the backward is the exact
  *  adjoint (scatter-add, or for nearest x2 a gather of each 2x2 block). */
-#pragma once
-#include <scoreood/core/tensor.hpp>
-#include <scoreood/cpu/elementwise.hpp>
-#include <scoreood/cpu/threading.hpp>
+#ifndef SCOREOOD_CPU_TIER
+#error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -16,11 +15,7 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
-namespace scoreood::cpu::resize {
+namespace scoreood::cpu::SCOREOOD_CPU_TIER::resize {
 
 namespace detail {
 
@@ -34,7 +29,7 @@ inline std::vector<std::size_t> nearest_indices(std::size_t in, std::size_t out)
   return idx;
 }
 
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
 /// Nearest x2 (each value twice along a row), float: y0 = up(x) (+ r0), y1 = up(x) (+ r1)
 /// for the two output rows fed by the input row x of width W; r0/r1 null without a skip.
 inline void up2_rows(const float* x, std::size_t W, float* y0, float* y1, const float* r0, const float* r1) {
@@ -101,7 +96,7 @@ void nearest_forward(const Tensor4<T>& x, Tensor4<T>& y, const Tensor4<T>* resid
   const T* xd = x.data();
   const T* rd = residual ? residual->data() : nullptr;
   T* yd = y.data();
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (out_h == 2 * H && out_w == 2 * W) {  // SmallUNet's case: each value to a 2x2 block
       const std::size_t OW = out_w;
@@ -145,7 +140,7 @@ void nearest_backward(const Tensor4<T>& dy, Tensor4<T>& dx) {
   const std::size_t H = in[2], W = in[3];
   const T* gd = dy.data();
   T* dd = dx.data();
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (out_h == 2 * H && out_w == 2 * W) {  // each input gathers its 2x2 block, no zero fill
       const std::size_t OW = out_w;
@@ -226,4 +221,4 @@ void bilinear_backward(const Tensor4<T>& dy, Tensor4<T>& dx, bool align_corners)
   }, double(out_h * out_w * 8));
 }
 
-}  // namespace scoreood::cpu::resize
+}  // namespace scoreood::cpu::SCOREOOD_CPU_TIER::resize

@@ -16,11 +16,9 @@
  *  3x3 stride-2 kernel hold 4 + 2 + 2 + 1 taps. Measured against im2col + Eigen on one
  *  core (SmallUNet's stride-2 3x3 convolutions, batch 128): filter 1.5-1.7x, data 1.3x.
  *  Needs packed_gemm_is_native<float>(); the caller keeps its generic path otherwise. */
-#pragma once
-#include <scoreood/cpu/elementwise.hpp>
-#include <scoreood/cpu/im2col.hpp>
-#include <scoreood/cpu/packed_gemm.hpp>
-#include <scoreood/cpu/threading.hpp>
+#ifndef SCOREOOD_CPU_TIER
+#error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
+#endif
 
 #include <algorithm>
 #include <cstddef>
@@ -28,7 +26,7 @@
 #include <stdexcept>
 #include <vector>
 
-namespace scoreood::cpu {
+namespace scoreood::cpu::SCOREOOD_CPU_TIER {
 
 /// Index tables of one geometry (built once per call by the calling thread, read by all).
 struct PhaseBackwardPlan {
@@ -68,7 +66,7 @@ inline void gather_row(const float* src, std::size_t W, std::size_t S, std::ptrd
   const std::size_t j1 = last < 0 ? j0 : std::clamp<std::size_t>(std::size_t(last / Si) + 1, j0, n);
   std::fill(row, row + j0, 0.f);
   std::fill(row + j1, row + n, 0.f);
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   if (S == 1) {
     for (std::size_t j = j0; j < j1; j += 16) {
       const __mmask16 m = lane_range(0, std::ptrdiff_t(std::min<std::size_t>(16, j1 - j)));
@@ -97,7 +95,7 @@ inline void gather_row(const float* src, std::size_t W, std::size_t S, std::ptrd
 /// dst[2k] = first[k], dst[2k+1] = second[k] for indices < n; a null source reads zeros.
 inline void interleave2(const float* first, const float* second, float* dst, std::size_t n) {
   const std::size_t nf = (n + 1) / 2, ns = n / 2;
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
   for (std::size_t k = 0; k < nf; k += 16) {
@@ -116,7 +114,7 @@ inline void interleave2(const float* first, const float* second, float* dst, std
 }
 
 
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
 /// ct[r][0 : 16 NV] += sum over output pixels (i, j), i in [i0, i1), j < OW, of
 /// x_r[i * Ws + j] * dyt[(i * OW + j) * ldt + 0 : 16 NV], for KR taps r with x_r = xb + off[r].
 /// An outer product: x broadcast from the phase planes (only valid pixels visited), dY^T rows
@@ -184,7 +182,7 @@ inline void bcast_filter(const float* xb, const std::ptrdiff_t* off, std::size_t
 }
 #endif
 
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
 /// dyt[q * ldt + m] = dy[m * P + q] for q < P, m < ldt (zero for m >= M; ldt a multiple of 16):
 /// 16 x 16 blocks transposed in registers (a scalar transpose cost ~15 % of the filter gradient).
 inline void transpose_dy(const float* dy, std::size_t M, std::size_t P, float* dyt, std::size_t ldt) {
@@ -359,7 +357,7 @@ inline void pack_phase_weights(const PhaseBackwardPlan& p, const float* w, std::
 /// The used phases of one zero-padded image: phase q of channel c at xp + (c * nph + q) * phase.
 inline void split_phases(const PhaseBackwardPlan& p, const float* x, float* xp) {
   const std::size_t S = p.S;
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   if (S == 2) {
     // Padded input row 2i + a gives row i of phases (a, 0) and (a, 1): its padded columns
     // [32t, 32t + 32) loaded as two vectors (zeros outside x), even and odd lanes permuted out.
@@ -431,7 +429,7 @@ inline void phase_backward_data(const PhaseBackwardPlan& p, const float* packed,
     if (ph.taps == 0) return nullptr;
     return out + ph.out_begin + (c * ph.nu + (u - ph.u0)) * Wd;
   };
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
   const __mmask16 mf = detail::lane_range(0, std::ptrdiff_t((W + 1) / 2)), ms = detail::lane_range(0, std::ptrdiff_t(W / 2));
@@ -447,7 +445,7 @@ inline void phase_backward_data(const PhaseBackwardPlan& p, const float* packed,
         } else if (S == 2) {
           // Column x is padded column x + p: phase (x + p) mod 2, and both phases start at index 0.
           const std::size_t b0 = pd % 2;
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
           if (W <= 32) {
             // One or two output vectors per row, masks fixed per call (rows are short: 7..32).
             const float* f = src(a, b0, c, u);
@@ -476,7 +474,7 @@ inline void phase_backward_data(const PhaseBackwardPlan& p, const float* packed,
 /// across threads (per-thread accumulators reduced in parallel). Needs packed_gemm_is_native<float>().
 inline void conv_backward_phases(const ConvGeometry& g, std::size_t N, std::size_t M, const float* w, const float* x,
                                  const float* dy, float* dx, float* gw, float* gb) {
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
   constexpr int kMaxThreads = 256;
   thread_local PhaseBackwardPlan plan;
   PhaseBackwardPlan& p = plan;
@@ -557,4 +555,4 @@ inline void conv_backward_phases(const ConvGeometry& g, std::size_t N, std::size
 #endif
 }
 
-}  // namespace scoreood::cpu
+}  // namespace scoreood::cpu::SCOREOOD_CPU_TIER

@@ -10,25 +10,21 @@
  *  GEMM at these shapes (Eigen 3.4's AVX-512 kernel keeps half the registers
  *  idle). Everywhere else it is Eigen's GEMM on a plain copy of A, so the
  *  library needs no particular ISA; the choice is made at compile time. */
-#pragma once
-#include <scoreood/cpu/gemm.hpp>
+#ifndef SCOREOOD_CPU_TIER
+#error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
+#endif
 
 #include <algorithm>
 #include <cstddef>
 #include <stdexcept>
 #include <type_traits>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define SCOREOOD_PACKED_GEMM_AVX512 1
-#endif
-
-namespace scoreood::cpu {
+namespace scoreood::cpu::SCOREOOD_CPU_TIER {
 
 /// True when gemm_packed<T> uses the hand-written AVX-512 kernel.
 template <class T>
 constexpr bool packed_gemm_is_native() {
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
   return std::is_same_v<T, float>;
 #else
   return false;
@@ -66,7 +62,7 @@ void pack_lhs(const T* a, std::size_t M, std::size_t K, std::size_t rs, std::siz
   }
 }
 
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
 namespace detail {
 /// C[8 x (16*(NV-1) + popcount(mask))] (+)= Apanel[kc x 8] * B[kc x ...].
 /// The 24 accumulators are named variables, not an array: GCC 12 keeps an
@@ -147,7 +143,7 @@ inline void tile_8xn(const float* a, Rows b, std::size_t kc, float* c, std::size
 }  // namespace detail
 #endif
 
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
 namespace detail {
 /// The blocked loop of gemm_packed over tiles; B rows through `rows(k)` (then shifted by the column).
 template <class RowsAt>
@@ -187,7 +183,7 @@ template <class T>
 void gemm_packed(const T* packed, std::size_t M, std::size_t K, const T* b, std::size_t ldb, std::size_t N, T* c,
                  std::size_t ldc, bool accumulate) {
   if (M == 0 || N == 0) return;
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
     detail::gemm_packed_avx512(
         packed, M, K, [&](std::size_t k0, std::size_t n0) { return detail::StridedRows{b + k0 * ldb + n0, ldb}; }, N,
@@ -204,7 +200,7 @@ void gemm_packed(const T* packed, std::size_t M, std::size_t K, const T* b, std:
 template <class T>
 void gemm_packed_offsets(const T* packed, std::size_t M, std::size_t K, const T* b, const std::ptrdiff_t* off,
                          std::size_t N, T* c, std::size_t ldc, bool accumulate) {
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (M == 0 || N == 0) return;
     detail::gemm_packed_avx512(
@@ -217,7 +213,7 @@ void gemm_packed_offsets(const T* packed, std::size_t M, std::size_t K, const T*
   throw std::logic_error("gemm_packed_offsets: needs the native AVX-512 float kernel");
 }
 
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
 namespace detail {
 /// C[MR x NR] += sum over g, p < L of a_g[m * lda + p] * (b_g + off[k])[p]: MR*NR
 /// dot products kept as vectors over all G images and reduced once at the end.
@@ -266,7 +262,7 @@ __attribute__((always_inline)) inline void nt_tile(std::size_t G, const float* c
 template <class T>
 void gemm_nt_offsets(std::size_t M, std::size_t K, std::size_t L, std::size_t G, const T* const* a, std::size_t lda,
                      const T* const* b, const std::ptrdiff_t* off, T* c, std::size_t ldc) {
-#ifdef SCOREOOD_PACKED_GEMM_AVX512
+#if SCOREOOD_TIER_AVX512
   if constexpr (std::is_same_v<T, float>) {
   if (L == 0 || G == 0) return;
   constexpr std::size_t MR = 4, NR = 6;
@@ -295,4 +291,4 @@ void gemm_nt_offsets(std::size_t M, std::size_t K, std::size_t L, std::size_t G,
 /// Images per gemm_nt_offsets() call at most.
 inline constexpr std::size_t kNtMaxGroup = 16;
 
-}  // namespace scoreood::cpu
+}  // namespace scoreood::cpu::SCOREOOD_CPU_TIER

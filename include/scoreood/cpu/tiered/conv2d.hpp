@@ -5,7 +5,7 @@
  *  The batch is split across OpenMP threads, each running single-threaded
  *  GEMMs per image with the weight packed once per call. The plans:
  *    winograd        3x3, stride 1, padding 1 (float, AVX-512, >= 8 channels each
- *                    way): F(4x4, 3x3) for all three passes (cpu/winograd.hpp: 4x
+ *                    way): F(4x4, 3x3) for all three passes (cpu/tiered/winograd.hpp: 4x
  *                    fewer multiplies; within ~1e-5 relative of the direct path).
  *    padded_offsets  the input read in place from a zero-padded copy: on the padded
  *                    width Wp every tap (ky, kx) is one constant offset, so GEMM row
@@ -17,49 +17,25 @@
  *                      backward-filter  dW  += dY_n * shifted(pad(x_n))^T (NT kernel over groups of images)
  *    phase_planes    the backward of strided (and padded 1x1) convolutions, and of
  *                    stride-1 ones Winograd does not run with >= 16 outputs and >= 8
- *                    inputs (cpu/phase_backward.hpp: per-phase stride-1 products for dx,
+ *                    inputs (cpu/tiered/phase_backward.hpp: per-phase stride-1 products for dx,
  *                    an outer-product kernel for dW).
  *    im2col          everything else (double, no AVX-512, 1x1 stride 1): unfold one image
  *                    (skipped for 1x1 stride 1), the packed kernel or Eigen, col2im for dx.
  *  Batches smaller than the thread count run image by image. Scratch buffers are
  *  per-thread and shared by all layers, so steady-state calls do not allocate. */
-#pragma once
-#include <scoreood/core/backend.hpp>
-#include <scoreood/core/tensor.hpp>
-#include <scoreood/cpu/elementwise.hpp>
-#include <scoreood/cpu/gemm.hpp>
-#include <scoreood/cpu/im2col.hpp>
-#include <scoreood/cpu/packed_gemm.hpp>
-#include <scoreood/cpu/phase_backward.hpp>
-#include <scoreood/cpu/threading.hpp>
-#include <scoreood/cpu/winograd.hpp>
+#ifndef SCOREOOD_CPU_TIER
+#error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
+#endif
 
 #include <algorithm>
 #include <cstddef>
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
-namespace scoreood::cpu::conv {
+namespace scoreood::cpu::SCOREOOD_CPU_TIER::conv {
 
 using backend::ConvParams;
-
-/// The geometry of `p` on input shape `in` (compute_output() false: the kernel does not fit).
-inline ConvGeometry geometry(const ConvParams& p, const Shape4& in) {
-  ConvGeometry g;
-  g.channels = in[1];
-  g.height = in[2];
-  g.width = in[3];
-  g.kernel = p.kernel;
-  g.stride = p.stride;
-  g.pad = p.pad;
-  g.dilation = p.dilation;
-  g.compute_output();
-  return g;
-}
+using scoreood::cpu::conv::geometry;
 
 /// How a pass is computed (see the file comment).
 enum class Path { winograd, padded_offsets, phase_planes, im2col };
@@ -119,16 +95,16 @@ inline void stride2_phase_row(const float* src, std::size_t W, std::ptrdiff_t sh
   const std::size_t j1 = last < 0 ? j0 : std::clamp<std::size_t>(std::size_t(last / 2) + 1, j0, n);
   std::fill(row, row + j0, 0.f);
   std::fill(row + j1, row + n, 0.f);
-#if defined(__AVX512F__)
+#if SCOREOOD_TIER_AVX512
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   for (std::size_t j = j0; j < j1; j += 16) {
     const std::size_t cnt = std::min<std::size_t>(16, j1 - j);
     const std::size_t need = 2 * cnt - 1;  // inputs 2j + sh .. 2(j + cnt - 1) + sh
     const float* p = src + (std::ptrdiff_t(2 * j) + sh);
-    const __m512 lo = _mm512_maskz_loadu_ps(cpu::detail::lane_range(0, std::ptrdiff_t(std::min<std::size_t>(16, need))), p);
-    const __m512 hi = need > 16 ? _mm512_maskz_loadu_ps(cpu::detail::lane_range(0, std::ptrdiff_t(need - 16)), p + 16)
+    const __m512 lo = _mm512_maskz_loadu_ps(tier::detail::lane_range(0, std::ptrdiff_t(std::min<std::size_t>(16, need))), p);
+    const __m512 hi = need > 16 ? _mm512_maskz_loadu_ps(tier::detail::lane_range(0, std::ptrdiff_t(need - 16)), p + 16)
                                 : _mm512_setzero_ps();
-    _mm512_mask_storeu_ps(row + j, cpu::detail::lane_range(0, std::ptrdiff_t(cnt)),
+    _mm512_mask_storeu_ps(row + j, tier::detail::lane_range(0, std::ptrdiff_t(cnt)),
                           _mm512_permutex2var_ps(lo, even, hi));
   }
 #else
@@ -565,4 +541,4 @@ void backward(const ConvParams& p, const T* w, const Tensor4<T>& x, const Tensor
   });
 }
 
-}  // namespace scoreood::cpu::conv
+}  // namespace scoreood::cpu::SCOREOOD_CPU_TIER::conv
