@@ -11,6 +11,8 @@
 # an include fails here. *.cuh are CUDA-only (nvcc) and are not globbed.
 file(GLOB_RECURSE SCOREOOD_PUBLIC_HEADERS CONFIGURE_DEPENDS
      RELATIVE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/include/scoreood/*.hpp)
+# cpu/tiered/ holds tier bodies, compiled only through cpu/kernels.hpp (checked with it).
+list(FILTER SCOREOOD_PUBLIC_HEADERS EXCLUDE REGEX "^scoreood/cpu/tiered/")
 set(SCOREOOD_HEADER_CHECK_SOURCES)
 foreach(hdr IN LISTS SCOREOOD_PUBLIC_HEADERS)
   string(REGEX REPLACE "[/.]" "_" stem ${hdr})

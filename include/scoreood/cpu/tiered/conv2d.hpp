@@ -4,10 +4,10 @@
  *
  *  The batch is split across OpenMP threads, each running single-threaded
  *  GEMMs per image with the weight packed once per call. The plans:
- *    winograd        3x3, stride 1, padding 1 (float, AVX-512, >= 8 channels each
+ *    winograd        3x3, stride 1, padding 1 (float, AVX-512 tier, >= 8 channels each
  *                    way): F(4x4, 3x3) for all three passes (cpu/tiered/winograd.hpp: 4x
  *                    fewer multiplies; within ~1e-5 relative of the direct path).
- *    padded_offsets  the input read in place from a zero-padded copy: on the padded
+ *    padded_offsets  (AVX2 and AVX-512 tiers, float) the input read in place from a zero-padded copy: on the padded
  *                    width Wp every tap (ky, kx) is one constant offset, so GEMM row
  *                    (c, ky, kx) is the padded plane c shifted (a table of row
  *                    offsets, no unfolding); a strided forward reads S x S phase
@@ -15,11 +15,12 @@
  *                      forward          Y_n  = W * shifted(pad(x_n)) (+ bias)
  *                      backward-data    dx_n = flip(W)^T * shifted(pad(dY_n))
  *                      backward-filter  dW  += dY_n * shifted(pad(x_n))^T (NT kernel over groups of images)
- *    phase_planes    the backward of strided (and padded 1x1) convolutions, and of
+ *    phase_planes    (AVX-512 tier) the backward of strided (and padded 1x1) convolutions, and of
  *                    stride-1 ones Winograd does not run with >= 16 outputs and >= 8
  *                    inputs (cpu/tiered/phase_backward.hpp: per-phase stride-1 products for dx,
  *                    an outer-product kernel for dW).
- *    im2col          everything else (double, no AVX-512, 1x1 stride 1): unfold one image
+ *    im2col          everything else (double, the baseline tier, 1x1 stride 1, the AVX2 tier's strided
+ *                    backward): unfold one image
  *                    (skipped for 1x1 stride 1), the packed kernel or Eigen, col2im for dx.
  *  Batches smaller than the thread count run image by image. Scratch buffers are
  *  per-thread and shared by all layers, so steady-state calls do not allocate. */
@@ -76,7 +77,7 @@ Plan plan(const ConvParams& p, const ConvGeometry& g) {
   // (SmallUNet's conv_in) it measured 1.19x slower.
   // 1x1 stride 1 needs no unfolding: the im2col path is already GEMMs on x and dY.
   const bool phase_stride1 = !wino && p.out >= 16 && p.in >= 8;
-  if (packed_gemm_is_native<T>() && (!padded_applies<T>(g) || phase_stride1) && !g.is_pointwise())
+  if (phase_backward_available<T>() && (!padded_applies<T>(g) || phase_stride1) && !g.is_pointwise())
     pl.backward = Path::phase_planes;
   else
     pl.backward = wino ? Path::winograd : padded_applies<T>(g) ? Path::padded_offsets : Path::im2col;
@@ -184,11 +185,11 @@ const T* pack_weight_flipped(const ConvParams& p, const T* w) {
 }
 /// The weight (or its transpose, rows x cols of the GEMM) packed for the
 /// native kernel in the calling thread's scratch; nullptr when Eigen's GEMM
-/// is used instead (no AVX-512 / double, or fewer than 8 rows, where the
-/// 8-row tiles would mostly compute padding).
+/// is used instead (baseline tier / double, or fewer rows than one panel of
+/// the kernel, whose tiles would mostly compute padding).
 template <class T>
 const T* pack_weight(const T* w, bool transpose, std::size_t rows, std::size_t cols) {
-  if (!packed_gemm_is_native<T>() || rows < 8) return nullptr;
+  if (!packed_gemm_is_native<T>() || rows < tier::detail::kPackMR) return nullptr;
   T* buf = scratch<T>(Scratch::packed, packed_lhs_size<T>(rows, cols));
   if (transpose) pack_lhs(w, rows, cols, 1, rows, buf);  // (k, m) = w[m * K + k]
   else pack_lhs(w, rows, cols, cols, 1, buf);
@@ -473,7 +474,7 @@ void backward(const ConvParams& p, const T* w, const Tensor4<T>& x, const Tensor
   const Plan pl = plan<T>(p, g);
   if (!p.bias) gb = nullptr;
   T* dxd = dx ? dx->data() : nullptr;
-  if constexpr (packed_gemm_is_native<T>()) {
+  if constexpr (phase_backward_available<T>()) {
     if (pl.backward == Path::phase_planes) {
       conv_backward_phases(g, xs[0], p.out, w, x.data(), dy.data(), dxd, gw, gb);
       return;

@@ -15,7 +15,7 @@
  *  No unfolding (im2col / col2im) and no wasted multiply-adds: the four phases of a
  *  3x3 stride-2 kernel hold 4 + 2 + 2 + 1 taps. Measured against im2col + Eigen on one
  *  core (SmallUNet's stride-2 3x3 convolutions, batch 128): filter 1.5-1.7x, data 1.3x.
- *  Needs packed_gemm_is_native<float>(); the caller keeps its generic path otherwise. */
+ *  AVX-512 tier only (available()); the caller keeps its generic path otherwise. */
 #ifndef SCOREOOD_CPU_TIER
 #error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
 #endif
@@ -27,6 +27,12 @@
 #include <vector>
 
 namespace scoreood::cpu::SCOREOOD_CPU_TIER {
+
+/// True when conv_backward_phases() runs for T on this tier (float, AVX-512).
+template <class T>
+constexpr bool phase_backward_available() {
+  return SCOREOOD_TIER_AVX512 && packed_gemm_is_native<T>();
+}
 
 /// Index tables of one geometry (built once per call by the calling thread, read by all).
 struct PhaseBackwardPlan {
@@ -471,7 +477,7 @@ inline void phase_backward_data(const PhaseBackwardPlan& p, const float* packed,
 
 /// dW += dL/dW, db += dL/db (db may be null) and, when dx is not null, dx = dL/dx for a
 /// batch of N images: x [N, C, H, W], dy [N, M, OH, OW], w [M, C, k, k]. The batch is split
-/// across threads (per-thread accumulators reduced in parallel). Needs packed_gemm_is_native<float>().
+/// across threads (per-thread accumulators reduced in parallel). Needs phase_backward_available<float>().
 inline void conv_backward_phases(const ConvGeometry& g, std::size_t N, std::size_t M, const float* w, const float* x,
                                  const float* dy, float* dx, float* gw, float* gb) {
 #if SCOREOOD_TIER_AVX512

@@ -26,7 +26,7 @@
  *  (or the output folded back) row by row, and along the tile columns between
  *  the stage and V (or M), 16 tiles per aligned vector. V and M are each
  *  written once and read once.
- *  Needs the native AVX-512 float kernel (available()). */
+ *  AVX-512 tier only (available()). */
 #ifndef SCOREOOD_CPU_TIER
 #error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
 #endif
@@ -44,8 +44,8 @@ inline constexpr std::size_t kM = 4;           ///< output tile
 inline constexpr std::size_t kAlpha = kM + 2;  ///< input tile
 inline constexpr std::size_t kPositions = kAlpha * kAlpha;
 
-/// True when conv3x3() can run (the AVX-512 float kernel is compiled in).
-constexpr bool available() { return packed_gemm_is_native<float>(); }
+/// True when conv3x3() runs on this tier (AVX-512: its transforms work on 16 tiles per vector).
+constexpr bool available() { return SCOREOOD_TIER_AVX512 && packed_gemm_is_native<float>(); }
 
 /// Elements of the transformed, packed weights of an out x in 3x3 convolution.
 inline std::size_t weights_size(std::size_t out, std::size_t in) {
