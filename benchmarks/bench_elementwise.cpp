@@ -3,6 +3,8 @@
 // the ELU alone, and the nearest upsampling with its skip add.
 // Run one core: OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive bench_elementwise
 #include <benchmark/benchmark.h>
+
+#include "benchmark_main.hpp"
 #include <scoreood/core/rng.hpp>
 #include <scoreood/nn/layers/elu.hpp>
 #include <scoreood/nn/layers/instance_norm.hpp>
@@ -131,4 +133,4 @@ BENCHMARK(BM_Elu)->Args({32, 28})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_UpNearestSkip)->Args({32, 14})->Args({64, 7})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_UpNearestBackward)->Args({32, 14})->Args({64, 7})->Unit(benchmark::kMillisecond);
 
-BENCHMARK_MAIN();
+SCOREOOD_BENCHMARK_MAIN();

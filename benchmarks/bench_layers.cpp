@@ -8,6 +8,8 @@
 // BM_GemmConvShape the rate of the per-image GEMM of a 32->32 conv run the way
 // Conv2d runs it (one single-threaded product per image, batch split across threads).
 #include <benchmark/benchmark.h>
+
+#include "benchmark_main.hpp"
 #include <scoreood/cpu/gemm.hpp>
 #include <scoreood/cpu/threading.hpp>
 #include <scoreood/nn/layers.hpp>
@@ -186,4 +188,4 @@ BENCHMARK(BM_MeanPoolBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_BilinearForward)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_BilinearBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+SCOREOOD_BENCHMARK_MAIN();

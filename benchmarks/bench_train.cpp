@@ -1,5 +1,7 @@
 // Whole training steps and feature extraction of the score networks (images/s).
 #include <benchmark/benchmark.h>
+
+#include "benchmark_main.hpp"
 #include <scoreood/augment/identity.hpp>
 #include <scoreood/augment/rot4.hpp>
 #include <scoreood/nn/nets/ncsn_refinenet.hpp>
@@ -90,4 +92,4 @@ BENCHMARK(train_step_ncsn)
     ->Name("train_step/ncsn")->ArgNames({"ngf", "batch"})->Args({64, 128})->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(features_ncsn)
     ->Name("features/ncsn")->ArgNames({"ngf", "batch"})->Args({64, 128})->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_MAIN();
+SCOREOOD_BENCHMARK_MAIN();

@@ -13,6 +13,11 @@ the forward). The best round of each side is reported (the one least disturbed
 by other load), and every round is listed. Run it with the Debian python
 (torch 1.13 CPU); the C++ program is found in build*/benchmarks/ when no path
 is given (the most recently built one).
+
+--isa avx512|avx2|baseline runs scoreood's kernels on that tier (SCOREOOD_ISA)
+and caps PyTorch at the same instruction set (ONEDNN_MAX_CPU_ISA for oneDNN's
+convolutions, ATEN_CPU_CAPABILITY for ATen's own kernels), so that the two
+sides use the same vector width.
 """
 import argparse
 import glob
@@ -39,8 +44,23 @@ def find_bench(path):
     return max(found, key=os.path.getmtime)
 
 
-def run_cpp(bench, min_time, threads=None):
+# PyTorch's caps for each of scoreood's ISA tiers (oneDNN ISA names; ATen's capability).
+TORCH_ISA = {"avx512": ("AVX512_CORE", "avx512"), "avx2": ("AVX2", "avx2"), "baseline": ("SSE41", "default")}
+
+
+def isa_env(isa, torch_side):
     env = dict(os.environ)
+    if isa:
+        if torch_side:
+            env["ONEDNN_MAX_CPU_ISA"], env["ATEN_CPU_CAPABILITY"] = TORCH_ISA[isa]
+            env["DNNL_MAX_CPU_ISA"] = env["ONEDNN_MAX_CPU_ISA"]
+        else:
+            env["SCOREOOD_ISA"] = isa
+    return env
+
+
+def run_cpp(bench, min_time, threads=None, isa=None):
+    env = isa_env(isa, torch_side=False)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     cmd = [bench, "--benchmark_format=json", f"--benchmark_min_time={min_time}",
@@ -56,10 +76,10 @@ def run_cpp(bench, min_time, threads=None):
     return res
 
 
-def run_torch(threads, iters):
+def run_torch(threads, iters, isa=None):
     cmd = [sys.executable, os.path.join(HERE, "torch_small_unet.py"), "--bench", "--json",
            "--width", "32", "--batch", "128", "--threads", str(threads), "--iters", str(iters)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=isa_env(isa, torch_side=True)).stdout
     info = json.loads(out.strip().splitlines()[-1])
     flop_fwd = 2.0 * info["macs"] * info["batch"]
     return {TRAIN: {"images_per_s": info["train_images_per_s"], "gflops": 3 * flop_fwd / info["train_step_s"] * 1e-9},
@@ -85,15 +105,17 @@ def main():
     ap.add_argument("--min-time", type=float, default=2.0, help="Google Benchmark min time per benchmark, s")
     ap.add_argument("--iters", type=int, default=10, help="timed torch iterations")
     ap.add_argument("--json", action="store_true", help="also print all rounds as JSON")
+    ap.add_argument("--isa", choices=sorted(TORCH_ISA), help="both sides on this instruction-set tier "
+                    "(default: each picks the best the CPU has)")
     args = ap.parse_args()
     bench = find_bench(args.bench)
 
     rounds = []
     for r in range(args.rounds):
         l0 = load()
-        cpp = run_cpp(bench, args.min_time, args.threads if args.same_threads else None)
+        cpp = run_cpp(bench, args.min_time, args.threads if args.same_threads else None, args.isa)
         l1 = load()
-        tor = run_torch(args.threads, args.iters)
+        tor = run_torch(args.threads, args.iters, args.isa)
         rounds.append({"cpp": cpp, "torch": tor, "load_before": l0, "load_between": l1, "load_after": load()})
         print(f"round {r + 1}: load {l0:.2f}/{l1:.2f}/{rounds[-1]['load_after']:.2f}  "
               f"C++ train {cpp[TRAIN]['images_per_s']:.0f}, features {cpp[FEATURES]['images_per_s']:.0f} img/s; "
@@ -102,7 +124,10 @@ def main():
 
     print(f"\nbench: {os.path.relpath(bench, ROOT)}; best of {args.rounds} rounds per side; "
           f"OMP_NUM_THREADS={args.threads if args.same_threads else os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-          f"torch threads {args.threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+          f"torch threads {args.threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+          f"isa {args.isa or 'best of each side'}" + (f" (torch ONEDNN_MAX_CPU_ISA={TORCH_ISA[args.isa][0]} "
+                                                       f"ATEN_CPU_CAPABILITY={TORCH_ISA[args.isa][1]})"
+                                                       if args.isa else ""))
     if os.environ.get("OMP_WAIT_POLICY"):
         print("note: both sides inherit OMP_WAIT_POLICY; with 'passive' torch's short parallel regions run "
               "about 25 % slower (benchmarks/README.md), so quote ratios from runs without it")

@@ -44,8 +44,11 @@ function(scoreood_cuda_usage tgt)
   # The host half of a .cu file runs the library's CPU code too (reference paths,
   # the host side of the detector): OpenMP as in the .cpp files. Eigen's nvcc
   # pragmas (diag_suppress) are unknown to the host compiler: not a warning here.
+  # nvcc's front end does not know GCC's `#pragma GCC unroll` of the CPU kernels'
+  # AVX tiers (cpu/kernels.hpp; the host compiler applies it): warning 1675 off.
   target_compile_options(${tgt} INTERFACE
     $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>
+    $<$<COMPILE_LANGUAGE:CUDA>:--diag-suppress=1675>
     $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wno-unknown-pragmas>
     $<$<AND:$<COMPILE_LANGUAGE:CUDA>,$<CXX_COMPILER_ID:GNU,Clang>>:-Xcompiler=-fopenmp>)
 endfunction()

@@ -296,6 +296,9 @@ int run_metrics(const CLI::App& c, const MetricsArgs& a) {
 // ------------------------------------------------------------ inspect
 const char* kInspectHelp =
     "usage: scoreood inspect PATH[:option]...\n"
+    "       scoreood inspect --system\n"
+    "  --system: the CPU kernels' ISA tier (the best this CPU runs, or SCOREOOD_ISA's), the tiers\n"
+    "  this CPU and build have, and the OpenMP thread count.\n"
     "  Prints the kind (idx, cifar, folder, list or image), the image count and shape.\n"
     "  IDX and CIFAR: also the pixel range and mean, and the label histogram. Folders and lists\n"
     "  are not decoded: the shape is what the first readable file's header gives, after the\n"
@@ -303,13 +306,29 @@ const char* kInspectHelp =
 
 struct InspectArgs {
   std::string spec;
+  bool system = false;
 };
 
 CLI::App* declare_inspect(CLI::App& root, InspectArgs& a) {
   CLI::App* c = root.add_subcommand("inspect", "describe a dataset: a file, folder or list");
   cli::configure(*c, kInspectHelp);
   c->add_option("PATH", a.spec);  // positional
+  c->add_flag("--system", a.system);
   return c;
+}
+
+/// inspect --system: what the CPU kernels run on here.
+int run_inspect_system() {
+  namespace isa = so::cpu::isa;
+  std::cout << "isa tier    " << isa::name(isa::active()) << '\n' << "tiers       ";
+  for (auto t : {isa::Tier::avx512, isa::Tier::avx2, isa::Tier::baseline})
+    std::cout << isa::name(t) << (isa::supported(t) ? " yes  " : " no  ");
+  std::cout << '\n'
+            << "dispatch    " << (SCOREOOD_ISA_DISPATCH ? "run time (SCOREOOD_ISA=avx512|avx2|baseline forces a tier)"
+                                                        : "none: one tier, the build's flags")
+            << '\n'
+            << "threads     " << so::cpu::max_threads() << " (OMP_NUM_THREADS)\n";
+  return 0;
 }
 
 const char* kind_name(so::data::DatasetKind k) {
@@ -325,6 +344,10 @@ const char* kind_name(so::data::DatasetKind k) {
 }
 
 int run_inspect(const CLI::App& c, const InspectArgs& a) {
+  if (a.system) {
+    if (given(c, "PATH")) fail(c, "--system takes no PATH");
+    return run_inspect_system();
+  }
   if (!given(c, "PATH")) fail(c, "missing the dataset PATH (see scoreood inspect --help)");
   const std::string& spec = a.spec;
   const auto path = so::data::find_data(so::data::parse_load_spec(spec).path);

@@ -26,7 +26,7 @@
  *  (or the output folded back) row by row, and along the tile columns between
  *  the stage and V (or M), 16 tiles per aligned vector. V and M are each
  *  written once and read once.
- *  AVX-512 tier only (available()). */
+ *  AVX-512 and AVX2 tiers (available()). */
 #ifndef SCOREOOD_CPU_TIER
 #error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
 #endif
@@ -44,8 +44,9 @@ inline constexpr std::size_t kM = 4;           ///< output tile
 inline constexpr std::size_t kAlpha = kM + 2;  ///< input tile
 inline constexpr std::size_t kPositions = kAlpha * kAlpha;
 
-/// True when conv3x3() runs on this tier (AVX-512: its transforms work on 16 tiles per vector).
-constexpr bool available() { return SCOREOOD_TIER_AVX512 && packed_gemm_is_native<float>(); }
+/// True when conv3x3() runs on this tier (AVX-512: transforms on 16 tiles per zmm register,
+/// permutes for the row gathers; AVX2: the same transforms as loops over blocks of 8 tiles).
+constexpr bool available() { return packed_gemm_is_native<float>(); }
 
 /// Elements of the transformed, packed weights of an out x in 3x3 convolution.
 inline std::size_t weights_size(std::size_t out, std::size_t in) {
@@ -120,6 +121,21 @@ inline std::size_t group_size(const Shape& s) {
   return std::max<std::size_t>(1, std::clamp<std::size_t>(budget, 32, 192) / s.tiles());
 }
 
+#if SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2
+namespace detail {
+/// p rounded up to a cache line (buffers carry 16 spare floats): row starts that are
+/// multiples of 16 floats then take whole-line vector loads and stores.
+inline float* align64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t(63));
+}
+
+/// Tile geometry of one group: V and M rows hold N = images * T tiles, padded to Ns.
+struct Grid {
+  std::size_t tW, tH, T, N, Ns;
+};
+}  // namespace detail
+#endif
+
 #if SCOREOOD_TIER_AVX512
 namespace detail {
 
@@ -151,16 +167,6 @@ __attribute__((always_inline)) inline void output_1d(const __m512 (&d)[kAlpha], 
 /// Lanes [0, n) of a 16-lane mask.
 inline __mmask16 lanes(std::ptrdiff_t n) { return tier::detail::lane_range(0, n); }
 
-/// p rounded up to a cache line (buffers carry 16 spare floats): row starts that are
-/// multiples of 16 floats then take whole-line vector loads and stores.
-inline float* align64(float* p) {
-  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t(63));
-}
-
-/// Tile geometry of one group: V and M rows hold N = images * T tiles, padded to Ns.
-struct Grid {
-  std::size_t tW, tH, T, N, Ns;
-};
 
 /// Input, first half: unfolds channel plane x (H x W, padded by 1) into the 6x6 tiles and
 /// applies B^T along each tile row, writing row r, column j of tile n's B^T-row-transform
@@ -395,6 +401,180 @@ inline void gemm_nt_rows(std::size_t M, std::size_t K, std::size_t L, const floa
     for (std::size_t k = 0; k < K; ++k) c[m0 * ldc + k] += dot(a + m0 * lda, b + k * ldb, L);
 }
 
+}  // namespace detail
+#elif SCOREOOD_TIER_AVX2
+// The AVX2 tier: the same transforms and layout, written over blocks of 8 tiles
+// (plain loops the compiler turns into one ymm register per row of a block);
+// the 36 GEMMs per group run the tier's packed kernel.
+namespace detail {
+inline constexpr std::size_t kB = 8;  ///< tiles per block
+using Block = float[kB];
+
+/// One dimension of B^T d (6 -> 6), on a block of tiles.
+__attribute__((always_inline)) inline void input_1d(const Block (&d)[kAlpha], Block (&o)[kAlpha]) {
+  for (std::size_t l = 0; l < kB; ++l) {
+    const float a = d[4][l] - 4.f * d[2][l], b = d[3][l] - 4.f * d[1][l];
+    const float c = d[4][l] - d[2][l], e = 2.f * (d[3][l] - d[1][l]);
+    o[0][l] = 4.f * d[0][l] + (d[4][l] - 5.f * d[2][l]);
+    o[1][l] = a + b;
+    o[2][l] = a - b;
+    o[3][l] = c + e;
+    o[4][l] = c - e;
+    o[5][l] = 4.f * d[1][l] + (d[5][l] - 5.f * d[3][l]);
+  }
+}
+/// One dimension of A^T m (6 -> 4).
+__attribute__((always_inline)) inline void output_1d(const Block (&d)[kAlpha], Block (&o)[kM]) {
+  for (std::size_t l = 0; l < kB; ++l) {
+    const float t0 = d[1][l] + d[2][l], t1 = d[1][l] - d[2][l], t2 = d[3][l] + d[4][l], t3 = d[3][l] - d[4][l];
+    o[0][l] = (d[0][l] + t0) + t2;
+    o[1][l] = 2.f * t3 + t1;
+    o[2][l] = 4.f * t2 + t0;
+    o[3][l] = (8.f * t3 + t1) + d[5][l];
+  }
+}
+/// One dimension of A d for the weight gradient (4 -> 6).
+__attribute__((always_inline)) inline void grad_1d(const Block (&d)[kM], Block (&o)[kAlpha]) {
+  for (std::size_t l = 0; l < kB; ++l) {
+    const float s02 = d[0][l] + d[2][l], s13 = d[1][l] + d[3][l];
+    const float f02 = 4.f * d[2][l] + d[0][l], f13 = 8.f * d[3][l] + 2.f * d[1][l];
+    o[0][l] = d[0][l];
+    o[1][l] = s02 + s13;
+    o[2][l] = s02 - s13;
+    o[3][l] = f02 + f13;
+    o[4][l] = f02 - f13;
+    o[5][l] = d[3][l];
+  }
+}
+
+/// Input, first half: channel plane x (H x W, padded by 1) cut into 6x6 tiles, B^T along each
+/// tile row, row r / column j of tile n's row transform to v[(r*6 + j) * pos_stride + n].
+inline void unfold_rows(const float* x, std::size_t H, std::size_t W, const Grid& g, float* v,
+                        std::size_t pos_stride) {
+  const std::size_t rows = 4 * g.tH + 2, row6 = kAlpha * pos_stride;
+  for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
+    const std::size_t cnt = std::min(kB, g.tW - t0);
+    for (std::size_t yp = 0; yp < rows; ++yp) {
+      Block d[kAlpha] = {}, o[kAlpha];
+      if (yp >= 1 && yp <= H) {
+        const float* src = x + (yp - 1) * W;
+        for (std::size_t l = 0; l < cnt; ++l)
+          for (std::size_t c = 0; c < kAlpha; ++c) {
+            const std::ptrdiff_t col = std::ptrdiff_t(4 * (t0 + l) + c) - 1;  // padded column 4t + c
+            d[c][l] = col >= 0 && col < std::ptrdiff_t(W) ? src[col] : 0.f;
+          }
+      }
+      input_1d(d, o);
+      // Row yp feeds tile rows s with 4s <= yp < 4s + 6 (tiles overlap by 2).
+      const std::size_t s_lo = yp >= kAlpha ? (yp - kAlpha) / 4 + 1 : 0, s_hi = std::min(yp / 4, g.tH - 1);
+      for (std::size_t sr = s_lo; sr <= s_hi; ++sr) {
+        float* dst = v + t0 + (yp - 4 * sr) * row6 + sr * g.tW;
+        for (std::size_t j = 0; j < kAlpha; ++j) std::copy(o[j], o[j] + cnt, dst + j * pos_stride);
+      }
+    }
+  }
+}
+
+/// The column half of a 6-output transform over tiles n < N: In rows of the stage through f.
+template <std::size_t In, class F>
+inline void columns_to_positions(const float* stage, std::size_t ts, std::size_t N, float* dst,
+                                 std::size_t pos_stride, F f) {
+  for (std::size_t f0 = 0; f0 < N; f0 += kB) {
+    const std::size_t cnt = std::min(kB, N - f0);
+    for (std::size_t j = 0; j < kAlpha; ++j) {
+      Block d[In], o[kAlpha];
+      for (std::size_t r = 0; r < In; ++r) std::copy_n(stage + (r * kAlpha + j) * ts + f0, kB, d[r]);  // ts >= Ns + 16
+      f(d, o);
+      for (std::size_t i = 0; i < kAlpha; ++i) std::copy(o[i], o[i] + cnt, dst + (i * kAlpha + j) * pos_stride + f0);
+    }
+  }
+}
+inline void transform_columns_in(const float* stage, std::size_t ts, std::size_t N, float* v,
+                                 std::size_t pos_stride) {
+  columns_to_positions<kAlpha>(stage, ts, N, v, pos_stride,
+                               [](const Block(&d)[kAlpha], Block(&o)[kAlpha]) { input_1d(d, o); });
+}
+inline void transform_columns_grad(const float* stage, std::size_t ts, std::size_t N, float* dm,
+                                   std::size_t pos_stride) {
+  columns_to_positions<kM>(stage, ts, N, dm, pos_stride,
+                           [](const Block(&d)[kM], Block(&o)[kAlpha]) { grad_1d(d, o); });
+}
+
+/// Output, first half: A^T along the tile columns, M[(i*6 + j) * pos_stride + n] to
+/// stage[(a*6 + j) * ts + n], a < 4.
+inline void transform_columns_out(const float* m, std::size_t pos_stride, std::size_t N, float* stage,
+                                  std::size_t ts) {
+  for (std::size_t f0 = 0; f0 < N; f0 += kB) {
+    const std::size_t cnt = std::min(kB, N - f0);
+    for (std::size_t j = 0; j < kAlpha; ++j) {
+      Block d[kAlpha] = {}, o[kM];
+      for (std::size_t i = 0; i < kAlpha; ++i) std::copy_n(m + (i * kAlpha + j) * pos_stride + f0, cnt, d[i]);
+      output_1d(d, o);
+      for (std::size_t a = 0; a < kM; ++a) std::copy_n(o[a], kB, stage + (a * kAlpha + j) * ts + f0);
+    }
+  }
+}
+
+/// Output, second half: A^T along each tile row into the rows of plane y (H x W), + bias (+ residual).
+inline void fold_rows(const float* m, std::size_t pos_stride, std::size_t H, std::size_t W, const Grid& g,
+                      float bias, const float* residual, float* y) {
+  for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
+    const std::size_t cnt = std::min(kB, g.tW - t0);
+    for (std::size_t yy = 0; yy < H; ++yy) {
+      const float* in = m + (yy % 4) * kAlpha * pos_stride + (yy / 4) * g.tW + t0;
+      Block d[kAlpha], q[kM];
+      for (std::size_t j = 0; j < kAlpha; ++j) std::copy_n(in + j * pos_stride, kB, d[j]);  // rows have 16 spare
+      output_1d(d, q);
+      float* row = y + yy * W;
+      const float* res = residual ? residual + yy * W : nullptr;
+      for (std::size_t l = 0; l < cnt; ++l)
+        for (std::size_t a = 0; a < kM; ++a) {
+          const std::size_t col = 4 * (t0 + l) + a;
+          if (col < W) row[col] = q[a][l] + bias + (res ? res[col] : 0.f);
+        }
+    }
+  }
+}
+
+/// Output-gradient tiles, first half: plane dy cut into 4x4 tiles (zero past the edges),
+/// A along each tile row: stage[(a*6 + j) * ts + tile].
+inline void unfold_grad_rows(const float* dy, std::size_t H, std::size_t W, const Grid& g, float* stage,
+                             std::size_t ts) {
+  for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
+    const std::size_t cnt = std::min(kB, g.tW - t0);
+    for (std::size_t yy = 0; yy < 4 * g.tH; ++yy) {
+      Block d[kM] = {}, o[kAlpha];
+      if (yy < H) {
+        const float* src = dy + yy * W;
+        for (std::size_t l = 0; l < cnt; ++l)
+          for (std::size_t b = 0; b < kM; ++b) {
+            const std::size_t col = 4 * (t0 + l) + b;
+            d[b][l] = col < W ? src[col] : 0.f;
+          }
+      }
+      grad_1d(d, o);
+      float* dst = stage + (yy % 4) * kAlpha * ts + (yy / 4) * g.tW + t0;
+      for (std::size_t j = 0; j < kAlpha; ++j) std::copy(o[j], o[j] + cnt, dst + j * ts);
+    }
+  }
+}
+
+/// C[M x K] += A (M x L, rows lda apart) * B (K x L, rows ldb apart)^T: the tier's NT kernel
+/// with one "image" whose row k starts k * ldb after b.
+inline void gemm_nt_rows(std::size_t M, std::size_t K, std::size_t L, const float* a, std::size_t lda, const float* b,
+                         std::size_t ldb, float* c, std::size_t ldc) {
+  thread_local std::vector<std::ptrdiff_t> off;
+  off.resize(K);
+  for (std::size_t k = 0; k < K; ++k) off[k] = std::ptrdiff_t(k * ldb);
+  const float* as[1] = {a};
+  const float* bs[1] = {b};
+  gemm_nt_offsets<float>(M, K, L, 1, as, lda, bs, off.data(), c, ldc);
+}
+}  // namespace detail
+#endif
+
+#if SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2
+namespace detail {
 /// The per-thread buffers of one call: V, M (or dM) and the two L1 stages.
 struct Buffers {
   Grid gr;
@@ -446,7 +626,7 @@ struct Buffers {
 /// bias (s.out values) and residual (y's shape) may be null.
 inline void conv3x3(const float* U, const Shape& s, const float* x, std::size_t images, const float* bias,
                     const float* residual, float* y) {
-#if SCOREOOD_TIER_AVX512
+#if SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2
   using namespace detail;
   Buffers w(s, images);
   const std::size_t ps = packed_lhs_size<float>(s.out, s.in);
@@ -468,7 +648,7 @@ inline void conv3x3(const float* U, const Shape& s, const float* x, std::size_t 
   }
 #else
   (void)U, (void)s, (void)x, (void)images, (void)bias, (void)residual, (void)y;
-  throw std::logic_error("winograd::conv3x3: needs the native AVX-512 float kernel");
+  throw std::logic_error("winograd::conv3x3: needs the AVX2 or AVX-512 tier");
 #endif
 }
 
@@ -477,7 +657,7 @@ inline void conv3x3(const float* U, const Shape& s, const float* x, std::size_t 
 /// x the forward input (s.in channels), dy the output gradient (s.out channels), both NCHW.
 /// weight_grad() maps dU (36 * s.out * s.in floats) to the 3x3 kernels. Single-threaded.
 inline void conv3x3_grad_u(const Shape& s, const float* x, const float* dy, std::size_t images, float* dU) {
-#if SCOREOOD_TIER_AVX512
+#if SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2
   using namespace detail;
   // Groups 4x the forward's: the dot products over the group's tiles reduce once per group, so
   // longer rows pay (measured at batch 128, one core: backward 10-25 % faster than 1x; 2x-16x
@@ -500,7 +680,7 @@ inline void conv3x3_grad_u(const Shape& s, const float* x, const float* dy, std:
   }
 #else
   (void)s, (void)x, (void)dy, (void)images, (void)dU;
-  throw std::logic_error("winograd::conv3x3_grad_u: needs the native AVX-512 float kernel");
+  throw std::logic_error("winograd::conv3x3_grad_u: needs the AVX2 or AVX-512 tier");
 #endif
 }
 
