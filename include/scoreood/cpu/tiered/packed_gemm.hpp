@@ -194,21 +194,29 @@ __attribute__((always_inline)) inline __m256i avx2_mask(std::size_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/// C[6 x (8*(NV-1) + lanes of mask)] (+)= Apanel[kc x 6] * B[kc x ...]: 12 accumulators,
-/// two B vectors and one broadcast in the 16 ymm registers. Full: the last vector has
-/// all 8 lanes (plain loads and stores). Accumulators are named variables (see the
-/// AVX-512 kernel: an array is kept in memory by GCC 12).
+/// C[6 x (8*(NV-1) + last)] (+)= Apanel[kc x 6] * B[kc x ...]: 12 accumulators, two B
+/// vectors and one broadcast in the 16 ymm registers. Full: the last vector has all 8
+/// lanes (plain loads and stores); otherwise `mask` holds its `last` lanes for the
+/// loads, and its stores go through a buffer (vmaskmovps stores are slow on many AVX2
+/// cores). Accumulators are named variables (see the AVX-512 kernel: GCC 12 keeps an
+/// array in memory).
 template <int NV, bool Full, class Rows>
 __attribute__((always_inline)) inline void kernel_6x8nv(const float* a, Rows brow, std::size_t kc, float* c,
-                                                        std::size_t ldc, __m256i mask, bool load_c) {
+                                                        std::size_t ldc, __m256i mask, std::size_t last,
+                                                        bool load_c) {
   static_assert(NV >= 1 && NV <= 2);
   auto ld = [&](const float* p, int j) {
     if (Full || j != NV - 1) return _mm256_loadu_ps(p + 8 * j);
     return _mm256_maskload_ps(p + 8 * j, mask);
   };
   auto st = [&](float* p, int j, __m256 v) {
-    if (Full || j != NV - 1) _mm256_storeu_ps(p + 8 * j, v);
-    else _mm256_maskstore_ps(p + 8 * j, mask, v);
+    if (Full || j != NV - 1) {
+      _mm256_storeu_ps(p + 8 * j, v);
+    } else {
+      alignas(32) float t[8];
+      _mm256_store_ps(t, v);
+      std::copy(t, t + last, p + 8 * j);
+    }
   };
 #define SCOREOOD_ACC_DECL(r)                                                    \
   __m256 a##r##0 = load_c ? ld(c + r * ldc, 0) : _mm256_setzero_ps();           \
@@ -241,16 +249,16 @@ __attribute__((always_inline)) inline void kernel_6x8nv(const float* a, Rows bro
 
 template <int NV, bool Full, class Rows>
 inline void tile_6xn(const float* a, Rows b, std::size_t kc, float* c, std::size_t ldc, std::size_t rows,
-                     std::size_t cols, __m256i mask, bool load_c) {
+                     std::size_t cols, __m256i mask, std::size_t last, bool load_c) {
   if (rows == 6) {
-    kernel_6x8nv<NV, Full>(a, b, kc, c, ldc, mask, load_c);
+    kernel_6x8nv<NV, Full>(a, b, kc, c, ldc, mask, last, load_c);
     return;
   }
   // The last rows of M (< 6): a full tile in a buffer, the real rows copied.
   alignas(32) float tile[6 * 16];
   if (load_c)
     for (std::size_t r = 0; r < rows; ++r) std::copy(c + r * ldc, c + r * ldc + cols, tile + r * 16);
-  kernel_6x8nv<NV, Full>(a, b, kc, tile, 16, mask, load_c);
+  kernel_6x8nv<NV, Full>(a, b, kc, tile, 16, mask, last, load_c);
   for (std::size_t r = 0; r < rows; ++r) std::copy(tile + r * 16, tile + r * 16 + cols, c + r * ldc);
 }
 
@@ -277,11 +285,11 @@ void gemm_packed_avx2(const float* packed, std::size_t M, std::size_t K, RowsAt 
         float* ct = c + m0 * ldc + n0;
         const std::size_t rows = std::min(MR, M - m0);
         if (nv == 2) {
-          if (last == 8) tile_6xn<2, true>(ap, bt, kc, ct, ldc, rows, nb, mask, load_c);
-          else tile_6xn<2, false>(ap, bt, kc, ct, ldc, rows, nb, mask, load_c);
+          if (last == 8) tile_6xn<2, true>(ap, bt, kc, ct, ldc, rows, nb, mask, last, load_c);
+          else tile_6xn<2, false>(ap, bt, kc, ct, ldc, rows, nb, mask, last, load_c);
         } else {
-          if (last == 8) tile_6xn<1, true>(ap, bt, kc, ct, ldc, rows, nb, mask, load_c);
-          else tile_6xn<1, false>(ap, bt, kc, ct, ldc, rows, nb, mask, load_c);
+          if (last == 8) tile_6xn<1, true>(ap, bt, kc, ct, ldc, rows, nb, mask, last, load_c);
+          else tile_6xn<1, false>(ap, bt, kc, ct, ldc, rows, nb, mask, last, load_c);
         }
       }
     }

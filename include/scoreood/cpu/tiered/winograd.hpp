@@ -403,158 +403,220 @@ inline void gemm_nt_rows(std::size_t M, std::size_t K, std::size_t L, const floa
 
 }  // namespace detail
 #elif SCOREOOD_TIER_AVX2
-// The AVX2 tier: the same transforms and layout, written over blocks of 8 tiles
-// (plain loops the compiler turns into one ymm register per row of a block);
-// the 36 GEMMs per group run the tier's packed kernel.
+// The AVX2 tier: the same transforms and layout on 8 tiles per ymm register. The
+// row gathers (lane t of phase c = column 4t + c) are a 4x4 transpose inside each
+// 128-bit half of four loaded vectors (tiles 2k | 2k+1 of vector k), then one lane
+// permute; folding back is the inverse. Masked stores (vmaskmovps) are slow on many
+// AVX2 cores (AMD's in particular), so stores into V, M and the stages are whole
+// vectors: the lanes past a row's last tile land on tiles that are written again
+// later in the same pass (the next tile row, the next image of the group), or on the
+// padding past N. Only the output planes, shared between threads, take exact stores.
 namespace detail {
-inline constexpr std::size_t kB = 8;  ///< tiles per block
-using Block = float[kB];
+inline constexpr std::size_t kB = 8;  ///< tiles per vector
 
-/// One dimension of B^T d (6 -> 6), on a block of tiles.
-__attribute__((always_inline)) inline void input_1d(const Block (&d)[kAlpha], Block (&o)[kAlpha]) {
-  for (std::size_t l = 0; l < kB; ++l) {
-    const float a = d[4][l] - 4.f * d[2][l], b = d[3][l] - 4.f * d[1][l];
-    const float c = d[4][l] - d[2][l], e = 2.f * (d[3][l] - d[1][l]);
-    o[0][l] = 4.f * d[0][l] + (d[4][l] - 5.f * d[2][l]);
-    o[1][l] = a + b;
-    o[2][l] = a - b;
-    o[3][l] = c + e;
-    o[4][l] = c - e;
-    o[5][l] = 4.f * d[1][l] + (d[5][l] - 5.f * d[3][l]);
-  }
+/// One dimension of B^T d (6 -> 6), shared subexpressions of Lavin's F(4,3).
+__attribute__((always_inline)) inline void input_1d(const __m256 (&d)[kAlpha], __m256 (&o)[kAlpha]) {
+  const __m256 four = _mm256_set1_ps(4.f), mfour = _mm256_set1_ps(-4.f), mfive = _mm256_set1_ps(-5.f);
+  const __m256 a = _mm256_fmadd_ps(mfour, d[2], d[4]);
+  const __m256 b = _mm256_fmadd_ps(mfour, d[1], d[3]);
+  const __m256 c = _mm256_sub_ps(d[4], d[2]);
+  const __m256 e = _mm256_add_ps(_mm256_sub_ps(d[3], d[1]), _mm256_sub_ps(d[3], d[1]));
+  o[0] = _mm256_fmadd_ps(four, d[0], _mm256_fmadd_ps(mfive, d[2], d[4]));
+  o[1] = _mm256_add_ps(a, b);
+  o[2] = _mm256_sub_ps(a, b);
+  o[3] = _mm256_add_ps(c, e);
+  o[4] = _mm256_sub_ps(c, e);
+  o[5] = _mm256_fmadd_ps(four, d[1], _mm256_fmadd_ps(mfive, d[3], d[5]));
 }
 /// One dimension of A^T m (6 -> 4).
-__attribute__((always_inline)) inline void output_1d(const Block (&d)[kAlpha], Block (&o)[kM]) {
-  for (std::size_t l = 0; l < kB; ++l) {
-    const float t0 = d[1][l] + d[2][l], t1 = d[1][l] - d[2][l], t2 = d[3][l] + d[4][l], t3 = d[3][l] - d[4][l];
-    o[0][l] = (d[0][l] + t0) + t2;
-    o[1][l] = 2.f * t3 + t1;
-    o[2][l] = 4.f * t2 + t0;
-    o[3][l] = (8.f * t3 + t1) + d[5][l];
-  }
+__attribute__((always_inline)) inline void output_1d(const __m256 (&d)[kAlpha], __m256 (&o)[kM]) {
+  const __m256 t0 = _mm256_add_ps(d[1], d[2]), t1 = _mm256_sub_ps(d[1], d[2]);
+  const __m256 t2 = _mm256_add_ps(d[3], d[4]), t3 = _mm256_sub_ps(d[3], d[4]);
+  o[0] = _mm256_add_ps(_mm256_add_ps(d[0], t0), t2);
+  o[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.f), t3, t1);
+  o[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.f), t2, t0);
+  o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.f), t3, t1), d[5]);
 }
-/// One dimension of A d for the weight gradient (4 -> 6).
-__attribute__((always_inline)) inline void grad_1d(const Block (&d)[kM], Block (&o)[kAlpha]) {
-  for (std::size_t l = 0; l < kB; ++l) {
-    const float s02 = d[0][l] + d[2][l], s13 = d[1][l] + d[3][l];
-    const float f02 = 4.f * d[2][l] + d[0][l], f13 = 8.f * d[3][l] + 2.f * d[1][l];
-    o[0][l] = d[0][l];
-    o[1][l] = s02 + s13;
-    o[2][l] = s02 - s13;
-    o[3][l] = f02 + f13;
-    o[4][l] = f02 - f13;
-    o[5][l] = d[3][l];
+/// One dimension of A d for the weight gradient (4 -> 6): the transpose of output_1d.
+__attribute__((always_inline)) inline void grad_1d(const __m256 (&d)[kM], __m256 (&o)[kAlpha]) {
+  const __m256 s02 = _mm256_add_ps(d[0], d[2]), s13 = _mm256_add_ps(d[1], d[3]);
+  const __m256 f02 = _mm256_fmadd_ps(_mm256_set1_ps(4.f), d[2], d[0]);
+  const __m256 f13 = _mm256_fmadd_ps(_mm256_set1_ps(8.f), d[3], _mm256_add_ps(d[1], d[1]));
+  o[0] = d[0];
+  o[1] = _mm256_add_ps(s02, s13);
+  o[2] = _mm256_sub_ps(s02, s13);
+  o[3] = _mm256_add_ps(f02, f13);
+  o[4] = _mm256_sub_ps(f02, f13);
+  o[5] = d[3];
+}
+
+/// Lanes [lo, hi) of a load/store mask (empty when hi <= lo).
+__attribute__((always_inline)) inline __m256i lanes(std::ptrdiff_t lo, std::ptrdiff_t hi) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  lo = std::clamp<std::ptrdiff_t>(lo, 0, 8);
+  hi = std::clamp<std::ptrdiff_t>(hi, 0, 8);
+  return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(hi)), iota),
+                          _mm256_cmpgt_epi32(iota, _mm256_set1_epi32(int(lo) - 1)));
+}
+__attribute__((always_inline)) inline __m256i lanes(std::ptrdiff_t n) { return lanes(0, n); }
+
+/// Stores lanes [0, n) of v at p (all 8 with one store when n >= 8).
+__attribute__((always_inline)) inline void store_first(float* p, __m256 v, std::ptrdiff_t n) {
+  if (n >= 8) {
+    _mm256_storeu_ps(p, v);
+  } else if (n > 0) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    std::copy(t, t + n, p);
   }
 }
 
-/// Input, first half: channel plane x (H x W, padded by 1) cut into 6x6 tiles, B^T along each
-/// tile row, row r / column j of tile n's row transform to v[(r*6 + j) * pos_stride + n].
+/// 4x4 transpose inside each 128-bit half: o[c] half h = (r[0][c], r[1][c], r[2][c], r[3][c]) of half h.
+__attribute__((always_inline)) inline void transpose4_halves(const __m256 (&r)[4], __m256 (&o)[4]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  o[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+  o[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+  o[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+  o[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+/// Phases 0..3 of 8 tiles from 32 consecutive values (tile t, phase c at p[4t + c]):
+/// o[c] lane t. Values at columns [lo, hi) of the row are read, the rest are 0.
+__attribute__((always_inline)) inline void deinterleave4(const float* p, std::ptrdiff_t lo, std::ptrdiff_t hi,
+                                                         __m256 (&o)[4]) {
+  __m256 r[4], t[4];
+  for (int k = 0; k < 4; ++k) r[k] = _mm256_maskload_ps(p + 8 * k, lanes(lo - 8 * k, hi - 8 * k));
+  transpose4_halves(r, t);  // t[c]: tiles 0 2 4 6 | 1 3 5 7
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int c = 0; c < 4; ++c) o[c] = _mm256_permutevar8x32_ps(t[c], order);
+}
+
+/// Input, first half: unfolds channel plane x (H x W, padded by 1) into the 6x6 tiles and
+/// applies B^T along each tile row, row r / column j of tile n's row transform to
+/// v[(r*6 + j) * pos_stride + n]. Padded rows feed one or two tile rows (tiles overlap by 2).
 inline void unfold_rows(const float* x, std::size_t H, std::size_t W, const Grid& g, float* v,
                         std::size_t pos_stride) {
-  const std::size_t rows = 4 * g.tH + 2, row6 = kAlpha * pos_stride;
+  const std::size_t rows = 4 * g.tH + 2, last = std::min(H, rows - 1);  // padded rows 1..last hold data
+  const std::size_t row6 = kAlpha * pos_stride;
   for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
-    const std::size_t cnt = std::min(kB, g.tW - t0);
-    for (std::size_t yp = 0; yp < rows; ++yp) {
-      Block d[kAlpha] = {}, o[kAlpha];
-      if (yp >= 1 && yp <= H) {
-        const float* src = x + (yp - 1) * W;
-        for (std::size_t l = 0; l < cnt; ++l)
-          for (std::size_t c = 0; c < kAlpha; ++c) {
-            const std::ptrdiff_t col = std::ptrdiff_t(4 * (t0 + l) + c) - 1;  // padded column 4t + c
-            d[c][l] = col >= 0 && col < std::ptrdiff_t(W) ? src[col] : 0.f;
-          }
-      }
-      input_1d(d, o);
-      // Row yp feeds tile rows s with 4s <= yp < 4s + 6 (tiles overlap by 2).
+    // Lane t of phase c: padded column 4t + c, source column e0 + 4t + c.
+    const std::ptrdiff_t e0 = std::ptrdiff_t(4 * t0) - 1;
+    float* vt = v + t0;
+    auto put = [&](std::size_t yp, const __m256 (&o)[kAlpha]) __attribute__((always_inline)) {
       const std::size_t s_lo = yp >= kAlpha ? (yp - kAlpha) / 4 + 1 : 0, s_hi = std::min(yp / 4, g.tH - 1);
-      for (std::size_t sr = s_lo; sr <= s_hi; ++sr) {
-        float* dst = v + t0 + (yp - 4 * sr) * row6 + sr * g.tW;
-        for (std::size_t j = 0; j < kAlpha; ++j) std::copy(o[j], o[j] + cnt, dst + j * pos_stride);
+      for (std::size_t s = s_lo; s <= s_hi; ++s) {
+        float* dst = vt + (yp - 4 * s) * row6 + s * g.tW;
+        // Lanes past tile tW - 1 land on tile row s + 1 (or the next image, or past N), at a
+        // row yp' = yp + 4 > yp that is stored later.
+        for (std::size_t j = 0; j < kAlpha; ++j) _mm256_storeu_ps(dst + j * pos_stride, o[j]);
       }
+    };
+    __m256 zero[kAlpha];
+    for (auto& z : zero) z = _mm256_setzero_ps();
+    put(0, zero);
+    for (std::size_t yp = 1; yp <= last; ++yp) {
+      const float* src = x + (yp - 1) * W;
+      __m256 p0[4], p4[4], o[kAlpha];
+      deinterleave4(src + e0, -e0, std::ptrdiff_t(W) - e0, p0);              // phases 0..3
+      deinterleave4(src + e0 + 4, -e0 - 4, std::ptrdiff_t(W) - e0 - 4, p4);  // 4, 5: 0, 1 of the next tile
+      const __m256 d[kAlpha] = {p0[0], p0[1], p0[2], p0[3], p4[0], p4[1]};
+      input_1d(d, o);
+      put(yp, o);
     }
+    for (std::size_t yp = last + 1; yp < rows; ++yp) put(yp, zero);
   }
 }
 
-/// The column half of a 6-output transform over tiles n < N: In rows of the stage through f.
+/// The column half of a 6-output transform: for every tile n < N and column j, the In rows
+/// stage[(r*6 + j) * ts + n] go through f (In -> 6) to dst[(i*6 + j) * pos_stride + n].
 template <std::size_t In, class F>
 inline void columns_to_positions(const float* stage, std::size_t ts, std::size_t N, float* dst,
                                  std::size_t pos_stride, F f) {
+  // Lanes past N fall in [N, Ns) of the same channel's row: padding the GEMMs never read.
   for (std::size_t f0 = 0; f0 < N; f0 += kB) {
-    const std::size_t cnt = std::min(kB, N - f0);
     for (std::size_t j = 0; j < kAlpha; ++j) {
-      Block d[In], o[kAlpha];
-      for (std::size_t r = 0; r < In; ++r) std::copy_n(stage + (r * kAlpha + j) * ts + f0, kB, d[r]);  // ts >= Ns + 16
+      __m256 d[In], o[kAlpha];
+      for (std::size_t r = 0; r < In; ++r) d[r] = _mm256_loadu_ps(stage + (r * kAlpha + j) * ts + f0);  // ts >= Ns + 16
       f(d, o);
-      for (std::size_t i = 0; i < kAlpha; ++i) std::copy(o[i], o[i] + cnt, dst + (i * kAlpha + j) * pos_stride + f0);
+      for (std::size_t i = 0; i < kAlpha; ++i) _mm256_storeu_ps(dst + (i * kAlpha + j) * pos_stride + f0, o[i]);
     }
   }
 }
 inline void transform_columns_in(const float* stage, std::size_t ts, std::size_t N, float* v,
                                  std::size_t pos_stride) {
   columns_to_positions<kAlpha>(stage, ts, N, v, pos_stride,
-                               [](const Block(&d)[kAlpha], Block(&o)[kAlpha]) { input_1d(d, o); });
+                               [](const __m256(&d)[kAlpha], __m256(&o)[kAlpha]) { input_1d(d, o); });
 }
 inline void transform_columns_grad(const float* stage, std::size_t ts, std::size_t N, float* dm,
                                    std::size_t pos_stride) {
   columns_to_positions<kM>(stage, ts, N, dm, pos_stride,
-                           [](const Block(&d)[kM], Block(&o)[kAlpha]) { grad_1d(d, o); });
+                           [](const __m256(&d)[kM], __m256(&o)[kAlpha]) { grad_1d(d, o); });
 }
 
-/// Output, first half: A^T along the tile columns, M[(i*6 + j) * pos_stride + n] to
+/// Output, first half: A^T along the tile columns, M[(i*6 + j) * pos_stride + n] (n < N) to
 /// stage[(a*6 + j) * ts + n], a < 4.
 inline void transform_columns_out(const float* m, std::size_t pos_stride, std::size_t N, float* stage,
                                   std::size_t ts) {
   for (std::size_t f0 = 0; f0 < N; f0 += kB) {
-    const std::size_t cnt = std::min(kB, N - f0);
+    const __m256i ln = lanes(std::ptrdiff_t(N - f0));
     for (std::size_t j = 0; j < kAlpha; ++j) {
-      Block d[kAlpha] = {}, o[kM];
-      for (std::size_t i = 0; i < kAlpha; ++i) std::copy_n(m + (i * kAlpha + j) * pos_stride + f0, cnt, d[i]);
+      __m256 d[kAlpha], o[kM];
+      for (std::size_t i = 0; i < kAlpha; ++i) d[i] = _mm256_maskload_ps(m + (i * kAlpha + j) * pos_stride + f0, ln);
       output_1d(d, o);
-      for (std::size_t a = 0; a < kM; ++a) std::copy_n(o[a], kB, stage + (a * kAlpha + j) * ts + f0);
+      for (std::size_t a = 0; a < kM; ++a) _mm256_storeu_ps(stage + (a * kAlpha + j) * ts + f0, o[a]);
     }
   }
 }
 
-/// Output, second half: A^T along each tile row into the rows of plane y (H x W), + bias (+ residual).
+/// Output, second half: A^T along each tile row, the 4 column phases interleaved into the
+/// rows of channel plane y (H x W), + bias (+ residual).
 inline void fold_rows(const float* m, std::size_t pos_stride, std::size_t H, std::size_t W, const Grid& g,
                       float bias, const float* residual, float* y) {
+  const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);  // tiles 0 2 4 6 | 1 3 5 7
+  const __m256 bv = _mm256_set1_ps(bias);
   for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
-    const std::size_t cnt = std::min(kB, g.tW - t0);
+    // 8 tiles = 32 output columns per step, four vectors, the last ones cut at W.
+    const std::ptrdiff_t x0 = std::ptrdiff_t(t0 * kM);
+    __m256i st[4];
+    for (int k = 0; k < 4; ++k) st[k] = lanes(std::ptrdiff_t(W) - x0 - 8 * k);
     for (std::size_t yy = 0; yy < H; ++yy) {
       const float* in = m + (yy % 4) * kAlpha * pos_stride + (yy / 4) * g.tW + t0;
-      Block d[kAlpha], q[kM];
-      for (std::size_t j = 0; j < kAlpha; ++j) std::copy_n(in + j * pos_stride, kB, d[j]);  // rows have 16 spare
+      __m256 d[kAlpha], q[kM], out[4];
+      for (std::size_t j = 0; j < kAlpha; ++j) d[j] = _mm256_loadu_ps(in + j * pos_stride);  // 16 spare per row
       output_1d(d, q);
-      float* row = y + yy * W;
-      const float* res = residual ? residual + yy * W : nullptr;
-      for (std::size_t l = 0; l < cnt; ++l)
-        for (std::size_t a = 0; a < kM; ++a) {
-          const std::size_t col = 4 * (t0 + l) + a;
-          if (col < W) row[col] = q[a][l] + bias + (res ? res[col] : 0.f);
-        }
+      for (auto& e : q) e = _mm256_permutevar8x32_ps(e, split);
+      transpose4_halves(q, out);  // out[k]: columns 8k .. 8k + 7 (tiles 2k, 2k + 1)
+      float* row = y + yy * W + x0;
+      const float* res = residual ? residual + yy * W + x0 : nullptr;
+      for (int k = 0; k < 4; ++k) {
+        __m256 o = _mm256_add_ps(out[k], bv);
+        if (res) o = _mm256_add_ps(o, _mm256_maskload_ps(res + 8 * k, st[k]));
+        store_first(row + 8 * k, o, std::ptrdiff_t(W) - x0 - 8 * k);
+      }
     }
   }
 }
 
-/// Output-gradient tiles, first half: plane dy cut into 4x4 tiles (zero past the edges),
-/// A along each tile row: stage[(a*6 + j) * ts + tile].
+/// Output-gradient tiles, first half: channel plane dy (H x W) cut into 4x4 tiles (zero past
+/// the edges, which the forward discarded), A applied along each tile row:
+/// stage[(a*6 + j) * ts + tile] for tile row a of every tile.
 inline void unfold_grad_rows(const float* dy, std::size_t H, std::size_t W, const Grid& g, float* stage,
                              std::size_t ts) {
   for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
-    const std::size_t cnt = std::min(kB, g.tW - t0);
+    const std::ptrdiff_t x0 = std::ptrdiff_t(4 * t0);
     for (std::size_t yy = 0; yy < 4 * g.tH; ++yy) {
-      Block d[kM] = {}, o[kAlpha];
+      __m256 o[kAlpha];
       if (yy < H) {
-        const float* src = dy + yy * W;
-        for (std::size_t l = 0; l < cnt; ++l)
-          for (std::size_t b = 0; b < kM; ++b) {
-            const std::size_t col = 4 * (t0 + l) + b;
-            d[b][l] = col < W ? src[col] : 0.f;
-          }
+        __m256 d[kM];
+        deinterleave4(dy + yy * W + x0, -x0, std::ptrdiff_t(W) - x0, d);
+        grad_1d(d, o);
+      } else {
+        for (auto& e : o) e = _mm256_setzero_ps();
       }
-      grad_1d(d, o);
+      // Lanes past tile tW - 1: tile row yy / 4 + 1 (stored at yy + 4), the next image or past N.
       float* dst = stage + (yy % 4) * kAlpha * ts + (yy / 4) * g.tW + t0;
-      for (std::size_t j = 0; j < kAlpha; ++j) std::copy(o[j], o[j] + cnt, dst + j * ts);
+      for (std::size_t j = 0; j < kAlpha; ++j) _mm256_storeu_ps(dst + j * ts, o[j]);
     }
   }
 }
