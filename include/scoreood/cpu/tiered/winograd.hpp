@@ -481,16 +481,33 @@ __attribute__((always_inline)) inline void transpose4_halves(const __m256 (&r)[4
   o[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
 }
 
-/// Phases 0..3 of 8 tiles from 32 consecutive values (tile t, phase c at p[4t + c]):
-/// o[c] lane t. Values at columns [lo, hi) of the row are read, the rest are 0.
-__attribute__((always_inline)) inline void deinterleave4(const float* p, std::ptrdiff_t lo, std::ptrdiff_t hi,
-                                                         __m256 (&o)[4]) {
+/// Phases 0..3 of 8 tiles from 32 consecutive values (tile t, phase c at p[4t + c]): o[c] lane t.
+__attribute__((always_inline)) inline void deinterleave4(const float* p, __m256 (&o)[4]) {
   __m256 r[4], t[4];
-  for (int k = 0; k < 4; ++k) r[k] = _mm256_maskload_ps(p + 8 * k, lanes(lo - 8 * k, hi - 8 * k));
+  for (int k = 0; k < 4; ++k) r[k] = _mm256_loadu_ps(p + 8 * k);
   transpose4_halves(r, t);  // t[c]: tiles 0 2 4 6 | 1 3 5 7
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   for (int c = 0; c < 4; ++c) o[c] = _mm256_permutevar8x32_ps(t[c], order);
 }
+
+/// A row of W values at p[lead ..] in a zero-filled buffer of the calling thread with room
+/// for `tiles` tiles of 4 read 36 wide (plain loads at every tile; masked loads stall here).
+/// The zeros past the row stay: every call fills [lead, lead + W) only.
+struct PaddedRow {
+  float* buf;
+  std::size_t lead, W;
+  PaddedRow(std::size_t lead_, std::size_t W_, std::size_t tiles) : lead(lead_), W(W_) {
+    thread_local std::vector<float> storage;
+    const std::size_t n = std::max(lead + W, 4 * tiles + 8) + 40;
+    if (storage.size() < n) storage.resize(n);
+    buf = storage.data();
+    std::fill(buf, buf + n, 0.f);
+  }
+  const float* load(const float* row) const {
+    std::copy(row, row + W, buf + lead);
+    return buf;
+  }
+};
 
 /// Input, first half: unfolds channel plane x (H x W, padded by 1) into the 6x6 tiles and
 /// applies B^T along each tile row, row r / column j of tile n's row transform to
@@ -499,32 +516,34 @@ inline void unfold_rows(const float* x, std::size_t H, std::size_t W, const Grid
                         std::size_t pos_stride) {
   const std::size_t rows = 4 * g.tH + 2, last = std::min(H, rows - 1);  // padded rows 1..last hold data
   const std::size_t row6 = kAlpha * pos_stride;
-  for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
-    // Lane t of phase c: padded column 4t + c, source column e0 + 4t + c.
-    const std::ptrdiff_t e0 = std::ptrdiff_t(4 * t0) - 1;
-    float* vt = v + t0;
-    auto put = [&](std::size_t yp, const __m256 (&o)[kAlpha]) __attribute__((always_inline)) {
-      const std::size_t s_lo = yp >= kAlpha ? (yp - kAlpha) / 4 + 1 : 0, s_hi = std::min(yp / 4, g.tH - 1);
-      for (std::size_t s = s_lo; s <= s_hi; ++s) {
-        float* dst = vt + (yp - 4 * s) * row6 + s * g.tW;
-        // Lanes past tile tW - 1 land on tile row s + 1 (or the next image, or past N), at a
-        // row yp' = yp + 4 > yp that is stored later.
-        for (std::size_t j = 0; j < kAlpha; ++j) _mm256_storeu_ps(dst + j * pos_stride, o[j]);
-      }
-    };
-    __m256 zero[kAlpha];
-    for (auto& z : zero) z = _mm256_setzero_ps();
-    put(0, zero);
-    for (std::size_t yp = 1; yp <= last; ++yp) {
-      const float* src = x + (yp - 1) * W;
+  const PaddedRow row(1, W, g.tW);  // the padded row: column 0 is the padding
+  // Rows in order (each loaded once), chunks of 8 tiles within a row. Lane t of phase c:
+  // padded column 4t + c.
+  auto put = [&](std::size_t t0, std::size_t yp, const __m256 (&o)[kAlpha]) __attribute__((always_inline)) {
+    const std::size_t s_lo = yp >= kAlpha ? (yp - kAlpha) / 4 + 1 : 0, s_hi = std::min(yp / 4, g.tH - 1);
+    for (std::size_t s = s_lo; s <= s_hi; ++s) {
+      float* dst = v + t0 + (yp - 4 * s) * row6 + s * g.tW;
+      // Lanes past tile tW - 1 land on tile row s + 1 (or the next image, or past N), at a
+      // row yp' = yp + 4 > yp that is stored later.
+      for (std::size_t j = 0; j < kAlpha; ++j) _mm256_storeu_ps(dst + j * pos_stride, o[j]);
+    }
+  };
+  __m256 zero[kAlpha];
+  for (auto& z : zero) z = _mm256_setzero_ps();
+  for (std::size_t yp = 0; yp < rows; ++yp) {
+    if (yp == 0 || yp > last) {
+      for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) put(t0, yp, zero);
+      continue;
+    }
+    const float* src = row.load(x + (yp - 1) * W);
+    for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
       __m256 p0[4], p4[4], o[kAlpha];
-      deinterleave4(src + e0, -e0, std::ptrdiff_t(W) - e0, p0);              // phases 0..3
-      deinterleave4(src + e0 + 4, -e0 - 4, std::ptrdiff_t(W) - e0 - 4, p4);  // 4, 5: 0, 1 of the next tile
+      deinterleave4(src + 4 * t0, p0);      // phases 0..3
+      deinterleave4(src + 4 * t0 + 4, p4);  // 4, 5: phases 0, 1 of the next tile
       const __m256 d[kAlpha] = {p0[0], p0[1], p0[2], p0[3], p4[0], p4[1]};
       input_1d(d, o);
-      put(yp, o);
+      put(t0, yp, o);
     }
-    for (std::size_t yp = last + 1; yp < rows; ++yp) put(yp, zero);
   }
 }
 
@@ -603,13 +622,14 @@ inline void fold_rows(const float* m, std::size_t pos_stride, std::size_t H, std
 /// stage[(a*6 + j) * ts + tile] for tile row a of every tile.
 inline void unfold_grad_rows(const float* dy, std::size_t H, std::size_t W, const Grid& g, float* stage,
                              std::size_t ts) {
-  for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
-    const std::ptrdiff_t x0 = std::ptrdiff_t(4 * t0);
-    for (std::size_t yy = 0; yy < 4 * g.tH; ++yy) {
+  const PaddedRow row(0, W, g.tW);
+  for (std::size_t yy = 0; yy < 4 * g.tH; ++yy) {
+    const float* src = yy < H ? row.load(dy + yy * W) : nullptr;
+    for (std::size_t t0 = 0; t0 < g.tW; t0 += kB) {
       __m256 o[kAlpha];
-      if (yy < H) {
+      if (src) {
         __m256 d[kM];
-        deinterleave4(dy + yy * W + x0, -x0, std::ptrdiff_t(W) - x0, d);
+        deinterleave4(src + 4 * t0, d);
         grad_1d(d, o);
       } else {
         for (auto& e : o) e = _mm256_setzero_ps();
