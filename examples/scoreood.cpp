@@ -320,7 +320,8 @@ CLI::App* declare_inspect(CLI::App& root, InspectArgs& a) {
 /// inspect --system: what the CPU kernels run on here.
 int run_inspect_system() {
   namespace isa = so::cpu::isa;
-  std::cout << "isa tier    " << isa::name(isa::active()) << '\n' << "tiers       ";
+  const isa::Tier active = isa::active();  // SCOREOOD_ISA's errors before any output
+  std::cout << "isa tier    " << isa::name(active) << '\n' << "tiers       ";
   for (auto t : {isa::Tier::avx512, isa::Tier::avx2, isa::Tier::baseline})
     std::cout << isa::name(t) << (isa::supported(t) ? " yes  " : " no  ");
   std::cout << '\n'
