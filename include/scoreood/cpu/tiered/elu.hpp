@@ -2,8 +2,8 @@
  *  @brief The CPU's ELU kernels (nn::Elu, and the norms' fused ELU passes).
  *
  *  float: a direct expm1 (Cody-Waite range reduction + a degree-7 polynomial,
- *  expm1_nonpos), as AVX-512 intrinsics where the compiler targets them and
- *  as a loop GCC vectorises otherwise; one register pass, no libm call and no
+ *  expm1_nonpos), as AVX-512 intrinsics on the AVX-512 tier and as a loop
+ *  the compiler vectorises on the others (AVX2 + FMA on the AVX2 tier); one register pass, no libm call and no
  *  buffer (a scalar libm call per element would cost as much as the
  *  convolution next to it). double (gradient checks): the exact expm1. NaN
  *  inputs give NaN. The backward needs only the output: dy/dx = 1 for y > 0,

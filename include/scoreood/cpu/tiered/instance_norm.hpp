@@ -13,7 +13,8 @@
  *  (two chains, widened to double every 256 values), the output pass applies
  *  the fused ELU in the same registers (cpu::elu::elu_ps), and the backward
  *  recomputes xhat from x in registers in reference mode instead of writing
- *  a per-sample copy. Other types and targets take the portable loops. */
+ *  a per-sample copy. Other types and tiers take the portable loops (on the AVX2
+ *  tier vectorised by the compiler for AVX2 + FMA). */
 #ifndef SCOREOOD_CPU_TIER
 #error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
 #endif

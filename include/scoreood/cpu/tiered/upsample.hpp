@@ -1,6 +1,7 @@
 /** @file upsample.hpp
  *  @brief The CPU's resizing kernels (nn::UpsampleNearest, nn::UpsampleBilinear):
- *  planes (n, c) in parallel; nearest x2 (SmallUNet) with AVX-512 permutes.
+ *  planes (n, c) in parallel; nearest x2 (SmallUNet) with AVX-512 permutes on
+ *  the AVX-512 tier, compiler-vectorised loops on the others.
  *
  *  The source indices and weights of each output row and column are computed
  *  once per call (they depend only on the sizes); the backward is the exact
