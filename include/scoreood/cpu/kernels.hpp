@@ -114,8 +114,6 @@ SCOREOOD_TARGET_POP
 #endif
 #undef SCOREOOD_CPU_TIER_BODIES
 
-namespace scoreood::cpu {
-
 /// Evaluates `call` with `k` naming the active tier's namespace, e.g.
 ///     SCOREOOD_CPU_DISPATCH(k::conv::forward(p, w, b, x, y, residual))
 /// (one switch per kernel call, on a relaxed atomic: nothing next to a convolution).
@@ -134,5 +132,3 @@ namespace scoreood::cpu {
 #else
 #define SCOREOOD_CPU_DISPATCH_TIERS(call)
 #endif
-
-}  // namespace scoreood::cpu

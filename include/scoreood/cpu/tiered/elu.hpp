@@ -3,9 +3,9 @@
  *
  *  float: a direct expm1 (Cody-Waite range reduction + a degree-7 polynomial,
  *  expm1_nonpos), as AVX-512 intrinsics on the AVX-512 tier and as a loop
- *  the compiler vectorises on the others (AVX2 + FMA on the AVX2 tier); one register pass, no libm call and no
- *  buffer (a scalar libm call per element would cost as much as the
- *  convolution next to it). double (gradient checks): the exact expm1. NaN
+ *  the compiler vectorises on the others (AVX2 + FMA on the AVX2 tier); one
+ *  register pass, no libm call and no buffer (a scalar libm call per element
+ *  would cost as much as the convolution next to it). double (gradient checks): the exact expm1. NaN
  *  inputs give NaN. The backward needs only the output: dy/dx = 1 for y > 0,
  *  else y + alpha. */
 #ifndef SCOREOOD_CPU_TIER
