@@ -322,19 +322,21 @@ __attribute__((always_inline)) inline void nt_tile_avx2(std::size_t G, const flo
     const float* bg[NR];
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) bg[j] = b[g] + off[j];
-    auto step = [&](std::size_t p, auto load) __attribute__((always_inline)) {
+    // masked: the last, partial vector of L (a constant after inlining).
+    auto step = [&](std::size_t p, bool masked) __attribute__((always_inline)) {
       __m256 av[MR];
 #pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) av[i] = load(ag + i * lda + p);
+      for (int i = 0; i < MR; ++i)
+        av[i] = masked ? _mm256_maskload_ps(ag + i * lda + p, tail) : _mm256_loadu_ps(ag + i * lda + p);
 #pragma GCC unroll 8
       for (int j = 0; j < NR; ++j) {
-        const __m256 bv = load(bg[j] + p);
+        const __m256 bv = masked ? _mm256_maskload_ps(bg[j] + p, tail) : _mm256_loadu_ps(bg[j] + p);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) acc[i][j] = _mm256_fmadd_ps(av[i], bv, acc[i][j]);
       }
     };
-    for (std::size_t p = 0; p < full; p += 8) step(p, [](const float* q) { return _mm256_loadu_ps(q); });
-    if (L > full) step(full, [tail](const float* q) { return _mm256_maskload_ps(q, tail); });
+    for (std::size_t p = 0; p < full; p += 8) step(p, false);
+    if (L > full) step(full, true);
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
