@@ -4,24 +4,26 @@
  *
  *  The batch is split across OpenMP threads, each running single-threaded
  *  GEMMs per image with the weight packed once per call. The plans:
- *    winograd        3x3, stride 1, padding 1 (float, AVX-512 tier, >= 8 channels each
- *                    way): F(4x4, 3x3) for all three passes (cpu/tiered/winograd.hpp: 4x
- *                    fewer multiplies; within ~1e-5 relative of the direct path).
- *    padded_offsets  (AVX2 and AVX-512 tiers, float) the input read in place from a zero-padded copy: on the padded
- *                    width Wp every tap (ky, kx) is one constant offset, so GEMM row
- *                    (c, ky, kx) is the padded plane c shifted (a table of row
- *                    offsets, no unfolding); a strided forward reads S x S phase
- *                    planes the same way. Results on the padded width are compacted.
+ *    winograd        3x3, stride 1, padding 1 (float, AVX2 and AVX-512 tiers, >= 8
+ *                    channels each way): F(4x4, 3x3) for all three passes
+ *                    (cpu/tiered/winograd.hpp: 4x fewer multiplies; within ~1e-5
+ *                    relative of the direct path).
+ *    padded_offsets  (float, AVX2 and AVX-512 tiers) the input read in place from a
+ *                    zero-padded copy: on the padded width Wp every tap (ky, kx) is
+ *                    one constant offset, so GEMM row (c, ky, kx) is the padded plane
+ *                    c shifted (a table of row offsets, no unfolding); a strided
+ *                    forward reads S x S phase planes the same way. Results on the
+ *                    padded width are compacted.
  *                      forward          Y_n  = W * shifted(pad(x_n)) (+ bias)
  *                      backward-data    dx_n = flip(W)^T * shifted(pad(dY_n))
  *                      backward-filter  dW  += dY_n * shifted(pad(x_n))^T (NT kernel over groups of images)
- *    phase_planes    (AVX-512 tier) the backward of strided (and padded 1x1) convolutions, and of
- *                    stride-1 ones Winograd does not run with >= 16 outputs and >= 8
- *                    inputs (cpu/tiered/phase_backward.hpp: per-phase stride-1 products for dx,
- *                    an outer-product kernel for dW).
- *    im2col          everything else (double, the baseline tier, 1x1 stride 1, the AVX2 tier's strided
- *                    backward): unfold one image
- *                    (skipped for 1x1 stride 1), the packed kernel or Eigen, col2im for dx.
+ *    phase_planes    (AVX-512 tier) the backward of strided (and padded 1x1)
+ *                    convolutions, and of stride-1 ones Winograd does not run with
+ *                    >= 16 outputs and >= 8 inputs (cpu/tiered/phase_backward.hpp:
+ *                    per-phase stride-1 products for dx, an outer-product kernel for dW).
+ *    im2col          everything else (double, the baseline tier, 1x1 stride 1, the
+ *                    AVX2 tier's strided backward): unfold one image (skipped for 1x1
+ *                    stride 1), the packed kernel or Eigen, col2im for dx.
  *  Batches smaller than the thread count run image by image. Scratch buffers are
  *  per-thread and shared by all layers, so steady-state calls do not allocate. */
 #ifndef SCOREOOD_CPU_TIER
