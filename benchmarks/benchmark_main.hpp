@@ -18,4 +18,4 @@
     ::benchmark::Shutdown();                                                                          \
     return 0;                                                                                         \
   }                                                                                                   \
-  int scoreood_benchmark_main_defined_
+  static_assert(true, "the macro's call takes a semicolon")

@@ -3,7 +3,7 @@
  *
  *  The files of cpu/tiered/ (convolutions with their GEMM, Winograd and
  *  phase-plane kernels, im2col, instance norm++, ELU, upsampling) are tier
- *  bodies: this header includes each of them three times, into
+ *  bodies: this header includes their list (cpu/tiered/bodies.hpp) three times, into
  *      scoreood::cpu::baseline   the build's own flags,
  *      scoreood::cpu::avx2       inside a target region for AVX2 + FMA,
  *      scoreood::cpu::avx512     inside a target region for AVX-512 (F, BW, DQ, VL),
@@ -45,11 +45,6 @@
 #include <immintrin.h>
 #endif
 
-#define SCOREOOD_CPU_TIER_BODIES                        \
-  namespace scoreood::cpu::SCOREOOD_CPU_TIER {          \
-  namespace tier = ::scoreood::cpu::SCOREOOD_CPU_TIER;  \
-  }
-
 // ---------------------------------------------------------------- baseline
 #define SCOREOOD_CPU_TIER baseline
 #if SCOREOOD_ISA_DISPATCH
@@ -60,15 +55,7 @@
 #define SCOREOOD_TIER_AVX512 0
 #endif
 #define SCOREOOD_TIER_AVX2 0
-SCOREOOD_CPU_TIER_BODIES
-#include <scoreood/cpu/tiered/elu.hpp>
-#include <scoreood/cpu/tiered/im2col.hpp>
-#include <scoreood/cpu/tiered/packed_gemm.hpp>
-#include <scoreood/cpu/tiered/winograd.hpp>
-#include <scoreood/cpu/tiered/phase_backward.hpp>
-#include <scoreood/cpu/tiered/instance_norm.hpp>
-#include <scoreood/cpu/tiered/upsample.hpp>
-#include <scoreood/cpu/tiered/conv2d.hpp>
+#include <scoreood/cpu/tiered/bodies.hpp>
 #undef SCOREOOD_CPU_TIER
 #undef SCOREOOD_TIER_AVX512
 #undef SCOREOOD_TIER_AVX2
@@ -79,15 +66,7 @@ SCOREOOD_TARGET_PUSH(SCOREOOD_TARGET_AVX2)
 #define SCOREOOD_CPU_TIER avx2
 #define SCOREOOD_TIER_AVX512 0
 #define SCOREOOD_TIER_AVX2 1
-SCOREOOD_CPU_TIER_BODIES
-#include <scoreood/cpu/tiered/elu.hpp>
-#include <scoreood/cpu/tiered/im2col.hpp>
-#include <scoreood/cpu/tiered/packed_gemm.hpp>
-#include <scoreood/cpu/tiered/winograd.hpp>
-#include <scoreood/cpu/tiered/phase_backward.hpp>
-#include <scoreood/cpu/tiered/instance_norm.hpp>
-#include <scoreood/cpu/tiered/upsample.hpp>
-#include <scoreood/cpu/tiered/conv2d.hpp>
+#include <scoreood/cpu/tiered/bodies.hpp>
 #undef SCOREOOD_CPU_TIER
 #undef SCOREOOD_TIER_AVX512
 #undef SCOREOOD_TIER_AVX2
@@ -98,21 +77,12 @@ SCOREOOD_TARGET_PUSH(SCOREOOD_TARGET_AVX512)
 #define SCOREOOD_CPU_TIER avx512
 #define SCOREOOD_TIER_AVX512 1
 #define SCOREOOD_TIER_AVX2 0
-SCOREOOD_CPU_TIER_BODIES
-#include <scoreood/cpu/tiered/elu.hpp>
-#include <scoreood/cpu/tiered/im2col.hpp>
-#include <scoreood/cpu/tiered/packed_gemm.hpp>
-#include <scoreood/cpu/tiered/winograd.hpp>
-#include <scoreood/cpu/tiered/phase_backward.hpp>
-#include <scoreood/cpu/tiered/instance_norm.hpp>
-#include <scoreood/cpu/tiered/upsample.hpp>
-#include <scoreood/cpu/tiered/conv2d.hpp>
+#include <scoreood/cpu/tiered/bodies.hpp>
 #undef SCOREOOD_CPU_TIER
 #undef SCOREOOD_TIER_AVX512
 #undef SCOREOOD_TIER_AVX2
 SCOREOOD_TARGET_POP
 #endif
-#undef SCOREOOD_CPU_TIER_BODIES
 
 /// Evaluates `call` with `k` naming the active tier's namespace, e.g.
 ///     SCOREOOD_CPU_DISPATCH(k::conv::forward(p, w, b, x, y, residual))

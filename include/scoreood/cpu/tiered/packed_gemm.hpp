@@ -189,16 +189,28 @@ void gemm_packed_avx512(const float* packed, std::size_t M, std::size_t K, RowsA
 
 #if SCOREOOD_TIER_AVX2
 namespace detail {
-/// Lanes [0, n) of an AVX2 load/store mask (n in 0..8).
-__attribute__((always_inline)) inline __m256i avx2_mask(std::size_t n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+/// Lanes [0, n) of an AVX2 load/store mask (none for n <= 0, all for n >= 8).
+__attribute__((always_inline)) inline __m256i avx2_mask(std::ptrdiff_t n) {
+  const int k = int(std::clamp<std::ptrdiff_t>(n, 0, 8));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// Stores lanes [0, n) of v at p: one store when n >= 8, else through a buffer (vmaskmovps
+/// stores are slow on many AVX2 cores, AMD's in particular).
+__attribute__((always_inline)) inline void avx2_store_first(float* p, __m256 v, std::ptrdiff_t n) {
+  if (n >= 8) {
+    _mm256_storeu_ps(p, v);
+  } else if (n > 0) {
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    std::copy(t, t + n, p);
+  }
 }
 
 /// C[6 x (8*(NV-1) + last)] (+)= Apanel[kc x 6] * B[kc x ...]: 12 accumulators, two B
 /// vectors and one broadcast in the 16 ymm registers. Full: the last vector has all 8
 /// lanes (plain loads and stores); otherwise `mask` holds its `last` lanes for the
-/// loads, and its stores go through a buffer (vmaskmovps stores are slow on many AVX2
-/// cores). Accumulators are named variables (see the AVX-512 kernel: GCC 12 keeps an
+/// loads, and its stores go through avx2_store_first. Accumulators are named variables (see the AVX-512 kernel: GCC 12 keeps an
 /// array in memory).
 template <int NV, bool Full, class Rows>
 __attribute__((always_inline)) inline void kernel_6x8nv(const float* a, Rows brow, std::size_t kc, float* c,
@@ -210,13 +222,8 @@ __attribute__((always_inline)) inline void kernel_6x8nv(const float* a, Rows bro
     return _mm256_maskload_ps(p + 8 * j, mask);
   };
   auto st = [&](float* p, int j, __m256 v) {
-    if (Full || j != NV - 1) {
-      _mm256_storeu_ps(p + 8 * j, v);
-    } else {
-      alignas(32) float t[8];
-      _mm256_store_ps(t, v);
-      std::copy(t, t + last, p + 8 * j);
-    }
+    if (Full || j != NV - 1) _mm256_storeu_ps(p + 8 * j, v);
+    else avx2_store_first(p + 8 * j, v, std::ptrdiff_t(last));
   };
 #define SCOREOOD_ACC_DECL(r)                                                    \
   __m256 a##r##0 = load_c ? ld(c + r * ldc, 0) : _mm256_setzero_ps();           \
@@ -278,7 +285,7 @@ void gemm_packed_avx2(const float* packed, std::size_t M, std::size_t K, RowsAt 
     for (std::size_t n0 = 0; n0 < N; n0 += NB) {
       const std::size_t nb = std::min(NB, N - n0);
       const std::size_t nv = (nb + 7) / 8, last = nb - 8 * (nv - 1);  // 1..8 lanes in the last vector
-      const __m256i mask = avx2_mask(last);
+      const __m256i mask = avx2_mask(std::ptrdiff_t(last));
       const auto bt = rows_at(k0, n0);
       for (std::size_t m0 = 0; m0 < M; m0 += MR) {
         const float* ap = packed + m0 * K + k0 * MR;
@@ -316,7 +323,7 @@ __attribute__((always_inline)) inline void nt_tile_avx2(std::size_t G, const flo
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
   const std::size_t full = L / 8 * 8;
-  const __m256i tail = avx2_mask(L - full);
+  const __m256i tail = avx2_mask(std::ptrdiff_t(L - full));
   for (std::size_t g = 0; g < G; ++g) {
     const float* ag = a[g];
     const float* bg[NR];

@@ -450,26 +450,8 @@ __attribute__((always_inline)) inline void grad_1d(const __m256 (&d)[kM], __m256
   o[5] = d[3];
 }
 
-/// Lanes [lo, hi) of a load/store mask (empty when hi <= lo).
-__attribute__((always_inline)) inline __m256i lanes(std::ptrdiff_t lo, std::ptrdiff_t hi) {
-  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  lo = std::clamp<std::ptrdiff_t>(lo, 0, 8);
-  hi = std::clamp<std::ptrdiff_t>(hi, 0, 8);
-  return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(hi)), iota),
-                          _mm256_cmpgt_epi32(iota, _mm256_set1_epi32(int(lo) - 1)));
-}
-__attribute__((always_inline)) inline __m256i lanes(std::ptrdiff_t n) { return lanes(0, n); }
-
-/// Stores lanes [0, n) of v at p (all 8 with one store when n >= 8).
-__attribute__((always_inline)) inline void store_first(float* p, __m256 v, std::ptrdiff_t n) {
-  if (n >= 8) {
-    _mm256_storeu_ps(p, v);
-  } else if (n > 0) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, v);
-    std::copy(t, t + n, p);
-  }
-}
+using tier::detail::avx2_mask;
+using tier::detail::avx2_store_first;
 
 /// 4x4 transpose inside each 128-bit half: o[c] half h = (r[0][c], r[1][c], r[2][c], r[3][c]) of half h.
 __attribute__((always_inline)) inline void transpose4_halves(const __m256 (&r)[4], __m256 (&o)[4]) {
@@ -578,7 +560,7 @@ inline void transform_columns_grad(const float* stage, std::size_t ts, std::size
 inline void transform_columns_out(const float* m, std::size_t pos_stride, std::size_t N, float* stage,
                                   std::size_t ts) {
   for (std::size_t f0 = 0; f0 < N; f0 += kB) {
-    const __m256i ln = lanes(std::ptrdiff_t(N - f0));
+    const __m256i ln = avx2_mask(std::ptrdiff_t(N - f0));
     for (std::size_t j = 0; j < kAlpha; ++j) {
       __m256 d[kAlpha], o[kM];
       for (std::size_t i = 0; i < kAlpha; ++i) d[i] = _mm256_maskload_ps(m + (i * kAlpha + j) * pos_stride + f0, ln);
@@ -598,7 +580,7 @@ inline void fold_rows(const float* m, std::size_t pos_stride, std::size_t H, std
     // 8 tiles = 32 output columns per step, four vectors, the last ones cut at W.
     const std::ptrdiff_t x0 = std::ptrdiff_t(t0 * kM);
     __m256i st[4];
-    for (int k = 0; k < 4; ++k) st[k] = lanes(std::ptrdiff_t(W) - x0 - 8 * k);
+    for (int k = 0; k < 4; ++k) st[k] = avx2_mask(std::ptrdiff_t(W) - x0 - 8 * k);
     for (std::size_t yy = 0; yy < H; ++yy) {
       const float* in = m + (yy % 4) * kAlpha * pos_stride + (yy / 4) * g.tW + t0;
       __m256 d[kAlpha], q[kM], out[4];
@@ -611,7 +593,7 @@ inline void fold_rows(const float* m, std::size_t pos_stride, std::size_t H, std
       for (int k = 0; k < 4; ++k) {
         __m256 o = _mm256_add_ps(out[k], bv);
         if (res) o = _mm256_add_ps(o, _mm256_maskload_ps(res + 8 * k, st[k]));
-        store_first(row + 8 * k, o, std::ptrdiff_t(W) - x0 - 8 * k);
+        avx2_store_first(row + 8 * k, o, std::ptrdiff_t(W) - x0 - 8 * k);
       }
     }
   }
