@@ -10,6 +10,7 @@ namespace scoreood::cpu::SCOREOOD_CPU_TIER {
 namespace tier = ::scoreood::cpu::SCOREOOD_CPU_TIER;  ///< the tier's own kernels, from nested namespaces
 }
 
+#include <scoreood/cpu/tiered/avx2_lanes.hpp>
 #include <scoreood/cpu/tiered/elu.hpp>
 #include <scoreood/cpu/tiered/im2col.hpp>
 #include <scoreood/cpu/tiered/packed_gemm.hpp>

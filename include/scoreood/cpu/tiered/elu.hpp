@@ -2,8 +2,8 @@
  *  @brief The CPU's ELU kernels (nn::Elu, and the norms' fused ELU passes).
  *
  *  float: a direct expm1 (Cody-Waite range reduction + a degree-7 polynomial,
- *  expm1_nonpos), as AVX-512 intrinsics on the AVX-512 tier and as a loop
- *  the compiler vectorises on the others (AVX2 + FMA on the AVX2 tier); one
+ *  expm1_nonpos), as intrinsics on the AVX-512 and AVX2 tiers and as a loop
+ *  the compiler vectorises on the baseline tier; one
  *  register pass, no libm call and no buffer (a scalar libm call per element
  *  would cost as much as the convolution next to it). double (gradient checks): the exact expm1. NaN
  *  inputs give NaN. The backward needs only the output: dy/dx = 1 for y > 0,
@@ -92,6 +92,43 @@ inline __m512 elu_ps(__m512 v, __m512 alpha) {
   const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LE_OQ);
   return _mm512_mask_mul_ps(v, neg, alpha, expm1_neg_ps(v));
 }
+
+/// dy * (y > 0 ? 1 : y + alpha), Elu::backward's expression, 16 lanes.
+inline __m512 elu_grad_ps(__m512 d, __m512 yv, __m512 av) {
+  const __mmask16 pos = _mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ);
+  return _mm512_mul_ps(d, _mm512_mask_blend_ps(pos, _mm512_add_ps(yv, av), _mm512_set1_ps(1.f)));
+}
+#elif SCOREOOD_TIER_AVX2
+/// The AVX-512 expm1_neg_ps on 8 lanes: 2^n built from its exponent bits (no
+/// vscalefps); p * 2^n is exact, so the fused multiply-add rounds once, as there.
+inline __m256 expm1_neg_ps(__m256 x) {
+  const __m256 t = _mm256_max_ps(x, _mm256_set1_ps(-80.f));
+  const __m256 magic = _mm256_set1_ps(kRoundMagic);
+  const __m256 fn = _mm256_sub_ps(_mm256_fmadd_ps(t, _mm256_set1_ps(kLog2e), magic), magic);
+  __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(kLn2Hi), t);
+  r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(kLn2Lo), r);
+  __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(kC7), r, _mm256_set1_ps(kC6));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(kC5));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(kC4));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(kC3));
+  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(0.5f));
+  const __m256 p = _mm256_fmadd_ps(_mm256_mul_ps(r, r), q, r);
+  const __m256i n = _mm256_cvtps_epi32(fn);  // integral already: exact
+  const __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+  return _mm256_fmadd_ps(p, s, _mm256_sub_ps(s, _mm256_set1_ps(1.f)));
+}
+
+/// elu(v) = v <= 0 ? alpha * expm1(v) : v, 8 lanes; NaN lanes keep v.
+inline __m256 elu_ps(__m256 v, __m256 alpha) {
+  const __m256 neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ);
+  return _mm256_blendv_ps(v, _mm256_mul_ps(alpha, expm1_neg_ps(v)), neg);
+}
+
+/// dy * (y > 0 ? 1 : y + alpha), Elu::backward's expression, 8 lanes (NaN y gives NaN).
+inline __m256 elu_grad_ps(__m256 d, __m256 yv, __m256 av) {
+  const __m256 pos = _mm256_cmp_ps(yv, _mm256_setzero_ps(), _CMP_GT_OQ);
+  return _mm256_mul_ps(d, _mm256_blendv_ps(_mm256_add_ps(yv, av), _mm256_set1_ps(1.f), pos));
+}
 #endif
 
 /// The portable ELU's loops, plain functions so that GCC vectorises them.
@@ -125,8 +162,8 @@ void grad_apply(const T* g, const T* f, const T* t, T* d, std::size_t n) {
 }  // namespace elu_loops
 
 /// d[i] = g[i] * (y[i] > 0 ? 1 : y[i] + a): the ELU backward from its output y;
-/// d may be g. With AVX-512 GCC vectorises the one loop (masked operations);
-/// without, it keeps the select as control flow (-ftrapping-math), so the
+/// d may be g. With AVX-512 GCC vectorises the one loop (masked operations), on
+/// AVX2 it is elu_grad_ps; on the baseline tier GCC keeps the select as control flow (-ftrapping-math), so the
 /// select is split: f = y > 0 ? 1 : a, t = min(y, 0), then d = g * (f + t),
 /// which is exactly g * 1 or g * (y + a).
 template <class T>
@@ -138,6 +175,20 @@ void grad(const T* y, const T* g, T* d, std::size_t n, T a) {
     d[i] = g[i] * (yv > T(0) ? T(1) : yv + a);  // a select of values
   }
 #else
+#if SCOREOOD_TIER_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    const __m256 av = _mm256_set1_ps(a);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(d + i, elu_grad_ps(_mm256_loadu_ps(g + i), _mm256_loadu_ps(y + i), av));
+    if (i < n) {
+      const __m256i m = detail::avx2_mask(std::ptrdiff_t(n - i));
+      detail::avx2_store_first(d + i, elu_grad_ps(_mm256_maskload_ps(g + i, m), _mm256_maskload_ps(y + i, m), av),
+                               std::ptrdiff_t(n - i));
+    }
+    return;
+  }
+#endif
   constexpr std::size_t B = 64;
   alignas(64) T f[B], t[B];
   for (std::size_t i0 = 0; i0 < n; i0 += B) {
@@ -158,6 +209,12 @@ inline void apply_float(const float* x, float* y, std::size_t n, float a) {
     const __mmask16 m = __mmask16((1u << (n - i)) - 1);
     _mm512_mask_storeu_ps(y + i, m, elu_ps(_mm512_maskz_loadu_ps(m, x + i), av));
   }
+#elif SCOREOOD_TIER_AVX2
+  const __m256 av = _mm256_set1_ps(a);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, elu_ps(_mm256_loadu_ps(x + i), av));
+  if (i < n)
+    detail::avx2_store_first(y + i, elu_ps(_mm256_maskload_ps(x + i, detail::avx2_mask(std::ptrdiff_t(n - i))), av),
+                             std::ptrdiff_t(n - i));
 #else
   // Portable: three simple loops over blocks of 64 (GCC does not if-convert a
   // select that feeds the exp arithmetic under -ftrapping-math, so the selects
@@ -204,7 +261,7 @@ template <class T>
 void forward(const Tensor4<T>& x, Tensor4<T>& y, T a) {
   const T* xd = x.data();
   T* yd = y.data();
-  detail::chunked(x.size(), [=](std::size_t b, std::size_t e) { apply(xd + b, yd + b, e - b, a); });
+  cpu::detail::chunked(x.size(), [=](std::size_t b, std::size_t e) { apply(xd + b, yd + b, e - b, a); });
 }
 
 /// dx = dy * elu'(x) from the forward's output y (dx already of dy's shape; may be dy).
@@ -212,7 +269,7 @@ template <class T>
 void backward(const T* y, const Tensor4<T>& dy, Tensor4<T>& dx, T a) {
   const T* g = dy.data();
   T* d = dx.data();
-  detail::chunked(dy.size(), [=](std::size_t b, std::size_t e) { grad(y + b, g + b, d + b, e - b, a); });
+  cpu::detail::chunked(dy.size(), [=](std::size_t b, std::size_t e) { grad(y + b, g + b, d + b, e - b, a); });
 }
 
 }  // namespace scoreood::cpu::SCOREOOD_CPU_TIER::elu

@@ -9,12 +9,12 @@
  *  gradients are reduced serially afterwards, so two samples with the same
  *  level never race on one embedding row.
  *
- *  Float with AVX-512: the statistics keep their partial sums in registers
- *  (two chains, widened to double every 256 values), the output pass applies
- *  the fused ELU in the same registers (cpu::elu::elu_ps), and the backward
- *  recomputes xhat from x in registers in reference mode instead of writing
- *  a per-sample copy. Other types and tiers take the portable loops (on the AVX2
- *  tier vectorised by the compiler for AVX2 + FMA). */
+ *  Float with AVX-512 or AVX2: the statistics keep their partial sums in
+ *  registers (two chains, widened to double every 256 values), the output pass
+ *  applies the fused ELU in the same registers (cpu::elu::elu_ps), and the
+ *  backward recomputes xhat from x in registers in reference mode instead of
+ *  writing a per-sample copy (the AVX2 kernels are the AVX-512 ones on 8 lanes).
+ *  double and the baseline tier take the portable loops. */
 #ifndef SCOREOOD_CPU_TIER
 #error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
 #endif
@@ -85,6 +85,37 @@ void plane_sums(const T* x, std::size_t P, T k, double& s, double& s2) {
     s2 += reduce_double(q_lo, q_hi);
     return;
   }
+#elif SCOREOOD_TIER_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    // The AVX-512 loop on 8 lanes; a short last vector is masked after the shift by k.
+    const __m256 kv = _mm256_set1_ps(k);
+    __m256d s_lo = _mm256_setzero_pd(), s_hi = s_lo, q_lo = s_lo, q_hi = s_lo;
+    std::size_t p = 0;
+    while (p < P) {
+      const std::size_t e = std::min(P, p + kBlock);
+      __m256 a1 = _mm256_setzero_ps(), b1 = a1, a2 = a1, b2 = a1;
+      for (; p + 16 <= e; p += 16) {
+        const __m256 u = _mm256_sub_ps(_mm256_loadu_ps(x + p), kv);
+        const __m256 v = _mm256_sub_ps(_mm256_loadu_ps(x + p + 8), kv);
+        a1 = _mm256_add_ps(a1, u);
+        a2 = _mm256_fmadd_ps(u, u, a2);
+        b1 = _mm256_add_ps(b1, v);
+        b2 = _mm256_fmadd_ps(v, v, b2);
+      }
+      for (; p < e; p += 8) {
+        const __m256i m = detail::avx2_mask(std::ptrdiff_t(e - p));
+        const __m256 u = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + p, m), kv), _mm256_castsi256_ps(m));
+        a1 = _mm256_add_ps(a1, u);
+        a2 = _mm256_fmadd_ps(u, u, a2);
+      }
+      p = e;
+      detail::avx2_fold_to_double(_mm256_add_ps(a1, b1), s_lo, s_hi);
+      detail::avx2_fold_to_double(_mm256_add_ps(a2, b2), q_lo, q_hi);
+    }
+    s += detail::avx2_reduce_double(s_lo, s_hi);
+    s2 += detail::avx2_reduce_double(q_lo, q_hi);
+    return;
+  }
 #endif
   for (std::size_t b = 0; b < P; b += kBlock) {
     const std::size_t e = std::min(P, b + kBlock);
@@ -133,6 +164,29 @@ void norm_out_plane(const T* src, T* dst, T* h, std::size_t P, T mc, T a, T g, T
       const auto [xh, y] = step(_mm512_maskz_loadu_ps(m, src + p));
       if (h) _mm512_mask_storeu_ps(h + p, m, xh);
       _mm512_mask_storeu_ps(dst + p, m, y);
+    }
+    return;
+  }
+#elif SCOREOOD_TIER_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    const __m256 mv = _mm256_set1_ps(mc), av = _mm256_set1_ps(a), gv = _mm256_set1_ps(g),
+                 sv = _mm256_set1_ps(shift), ev = _mm256_set1_ps(elu_alpha);
+    auto step = [&](__m256 v) {
+      const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(v, mv), av);
+      const __m256 y = _mm256_fmadd_ps(gv, xh, sv);
+      return std::pair{xh, elu ? elu::elu_ps(y, ev) : y};
+    };
+    std::size_t p = 0;
+    for (; p + 8 <= P; p += 8) {
+      const auto [xh, y] = step(_mm256_loadu_ps(src + p));
+      if (h) _mm256_storeu_ps(h + p, xh);
+      _mm256_storeu_ps(dst + p, y);
+    }
+    if (p < P) {
+      const std::ptrdiff_t left = std::ptrdiff_t(P - p);
+      const auto [xh, y] = step(_mm256_maskload_ps(src + p, detail::avx2_mask(left)));
+      if (h) detail::avx2_store_first(h + p, xh, left);
+      detail::avx2_store_first(dst + p, y, left);
     }
     return;
   }
@@ -279,18 +333,12 @@ struct XhatSource {
   __m512 make(__m512 v) const { return ref ? _mm512_mul_ps(_mm512_sub_ps(v, mc), ra) : v; }
 };
 
-/// dy * (y > 0 ? 1 : y + alpha), Elu::backward's expression, 16 lanes.
-inline __m512 elu_grad_ps(__m512 d, __m512 yv, __m512 av) {
-  const __mmask16 pos = _mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ);
-  return _mm512_mul_ps(d, _mm512_mask_blend_ps(pos, _mm512_add_ps(yv, av), _mm512_set1_ps(1.f)));
-}
-
 /// sum(g) and sum(g * xhat) over a plane with g = dy, or with an ELU output y,
 /// g = dy * (y > 0 ? 1 : y + alpha) (Elu::backward's expression), then stored to g_out.
 inline void plane_bwd_sums(const float* dy, const float* y, float alpha, XhatSource h, float* g_out, std::size_t P,
                            double& s, double& t) {
   const __m512 av = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps();
-  auto grad = [&](__m512 d, __m512 yv) { return elu_grad_ps(d, yv, av); };
+  auto grad = [&](__m512 d, __m512 yv) { return elu::elu_grad_ps(d, yv, av); };
   __m512d s_lo = _mm512_setzero_pd(), s_hi = s_lo, t_lo = s_lo, t_hi = s_lo;
   std::size_t p = 0;
   while (p < P) {
@@ -338,7 +386,7 @@ inline void plane_bwd_out(const float* dy, const float* y, float alpha, XhatSour
   std::size_t p = 0;
   for (; p + 16 <= P; p += 16) {
     __m512 g = _mm512_loadu_ps(dy + p);
-    if (y) g = elu_grad_ps(g, _mm512_loadu_ps(y + p), ev);
+    if (y) g = elu::elu_grad_ps(g, _mm512_loadu_ps(y + p), ev);
     __m512 o = _mm512_fmadd_ps(av, g, _mm512_fmadd_ps(cv, h.at(p), bv));
     if (res) o = _mm512_add_ps(o, _mm512_loadu_ps(res + p));
     _mm512_storeu_ps(out + p, o);
@@ -346,10 +394,91 @@ inline void plane_bwd_out(const float* dy, const float* y, float alpha, XhatSour
   if (p < P) {
     const __mmask16 m = __mmask16((1u << (P - p)) - 1);
     __m512 g = _mm512_maskz_loadu_ps(m, dy + p);
-    if (y) g = elu_grad_ps(g, _mm512_maskz_loadu_ps(m, y + p), ev);
+    if (y) g = elu::elu_grad_ps(g, _mm512_maskz_loadu_ps(m, y + p), ev);
     __m512 o = _mm512_fmadd_ps(av, g, _mm512_fmadd_ps(cv, h.at(p, m), bv));
     if (res) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, res + p));
     _mm512_mask_storeu_ps(out + p, m, o);
+  }
+}
+inline XhatSource xhat_source_of(const float* p, float mc, float ra, bool ref) {
+  return XhatSource{p, _mm512_set1_ps(mc), _mm512_set1_ps(ra), ref};
+}
+#elif SCOREOOD_TIER_AVX2
+/// The AVX-512 backward kernels above on 8 lanes (a short last vector loads
+/// zeros: g = 0 there, so it adds nothing to either sum).
+struct XhatSource {
+  const float* p;  ///< xhat, or x in reference mode
+  __m256 mc, ra;   ///< reference mode: xhat = (x - mc) * ra
+  bool ref;
+  __m256 at(std::size_t i) const { return make(_mm256_loadu_ps(p + i)); }
+  __m256 at(std::size_t i, __m256i m) const { return make(_mm256_maskload_ps(p + i, m)); }
+  __m256 make(__m256 v) const { return ref ? _mm256_mul_ps(_mm256_sub_ps(v, mc), ra) : v; }
+};
+inline XhatSource xhat_source_of(const float* p, float mc, float ra, bool ref) {
+  return XhatSource{p, _mm256_set1_ps(mc), _mm256_set1_ps(ra), ref};
+}
+
+inline void plane_bwd_sums(const float* dy, const float* y, float alpha, XhatSource h, float* g_out, std::size_t P,
+                           double& s, double& t) {
+  const __m256 av = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps();
+  __m256d s_lo = _mm256_setzero_pd(), s_hi = s_lo, t_lo = s_lo, t_hi = s_lo;
+  std::size_t p = 0;
+  while (p < P) {
+    const std::size_t e = std::min(P, p + kBlock);
+    __m256 a1 = zero, b1 = zero, a2 = zero, b2 = zero;
+    for (; p + 16 <= e; p += 16) {
+      __m256 g0 = _mm256_loadu_ps(dy + p), g1 = _mm256_loadu_ps(dy + p + 8);
+      if (y) {
+        g0 = elu::elu_grad_ps(g0, _mm256_loadu_ps(y + p), av);
+        g1 = elu::elu_grad_ps(g1, _mm256_loadu_ps(y + p + 8), av);
+        if (g_out) {
+          _mm256_storeu_ps(g_out + p, g0);
+          _mm256_storeu_ps(g_out + p + 8, g1);
+        }
+      }
+      a1 = _mm256_add_ps(a1, g0);
+      a2 = _mm256_fmadd_ps(g0, h.at(p), a2);
+      b1 = _mm256_add_ps(b1, g1);
+      b2 = _mm256_fmadd_ps(g1, h.at(p + 8), b2);
+    }
+    for (; p < e; p += 8) {
+      const std::ptrdiff_t left = std::ptrdiff_t(e - p);
+      const __m256i m = detail::avx2_mask(left);
+      __m256 g0 = _mm256_maskload_ps(dy + p, m);
+      if (y) {
+        g0 = elu::elu_grad_ps(g0, _mm256_maskload_ps(y + p, m), av);
+        if (g_out) detail::avx2_store_first(g_out + p, g0, left);
+      }
+      a1 = _mm256_add_ps(a1, g0);
+      a2 = _mm256_fmadd_ps(g0, h.at(p, m), a2);
+    }
+    p = e;
+    detail::avx2_fold_to_double(_mm256_add_ps(a1, b1), s_lo, s_hi);
+    detail::avx2_fold_to_double(_mm256_add_ps(a2, b2), t_lo, t_hi);
+  }
+  s = detail::avx2_reduce_double(s_lo, s_hi);
+  t = detail::avx2_reduce_double(t_lo, t_hi);
+}
+
+inline void plane_bwd_out(const float* dy, const float* y, float alpha, XhatSource h, float a, float b, float cc,
+                          const float* res, float* out, std::size_t P) {
+  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b), cv = _mm256_set1_ps(cc), ev = _mm256_set1_ps(alpha);
+  std::size_t p = 0;
+  for (; p + 8 <= P; p += 8) {
+    __m256 g = _mm256_loadu_ps(dy + p);
+    if (y) g = elu::elu_grad_ps(g, _mm256_loadu_ps(y + p), ev);
+    __m256 o = _mm256_fmadd_ps(av, g, _mm256_fmadd_ps(cv, h.at(p), bv));
+    if (res) o = _mm256_add_ps(o, _mm256_loadu_ps(res + p));
+    _mm256_storeu_ps(out + p, o);
+  }
+  if (p < P) {
+    const std::ptrdiff_t left = std::ptrdiff_t(P - p);
+    const __m256i m = detail::avx2_mask(left);
+    __m256 g = _mm256_maskload_ps(dy + p, m);
+    if (y) g = elu::elu_grad_ps(g, _mm256_maskload_ps(y + p, m), ev);
+    __m256 o = _mm256_fmadd_ps(av, g, _mm256_fmadd_ps(cv, h.at(p, m), bv));
+    if (res) o = _mm256_add_ps(o, _mm256_maskload_ps(res + p, m));
+    detail::avx2_store_first(out + p, o, left);
   }
 }
 #endif
@@ -371,19 +500,18 @@ void backward(const Cache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsF
   const T* h_all = cache.x ? nullptr : cache.xhat.data();
   T* out = dx.data();
   // Portable path with the ELU fused: the second pass reads dy * elu' back from dx (in place,
-  // per element). The AVX-512 path recomputes dy * elu' instead (no store and reload).
+  // per element). The AVX-512 and AVX2 paths recompute dy * elu' instead (no store and reload).
   const T* g_in = elu_y ? out : dy.data();
-#if SCOREOOD_TIER_AVX512
+#if SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2
   constexpr bool simd = std::is_same_v<T, float>;
   // xhat of (n, c) for the SIMD kernels: from the cache, or recomputed from x.
   [[maybe_unused]] auto xhat_source = [&](std::size_t n, std::size_t c) -> XhatSource {
     if constexpr (simd) {
       const std::size_t off = (n * C + c) * P;
-      if (h_all) return XhatSource{h_all + off, _mm512_setzero_ps(), _mm512_setzero_ps(), false};
-      return XhatSource{cache.x_data + off, _mm512_set1_ps(cache.mean_t[n * C + c]),
-                        _mm512_set1_ps(cache.rstd_t[n * C + c]), true};
+      if (h_all) return xhat_source_of(h_all + off, 0.f, 0.f, false);
+      return xhat_source_of(cache.x_data + off, cache.mean_t[n * C + c], cache.rstd_t[n * C + c], true);
     } else {
-      return XhatSource{nullptr, _mm512_setzero_ps(), _mm512_setzero_ps(), false};  // not used for double
+      return xhat_source_of(nullptr, 0.f, 0.f, false);  // not used for double
     }
   };
 #else
@@ -399,7 +527,7 @@ void backward(const Cache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsF
     // did, into a per-thread buffer that stays in L2 for both passes. hn: this sample's planes.
     const T* hn = h_all ? h_all + n * C * P : nullptr;
     if constexpr (simd) {
-#if SCOREOOD_TIER_AVX512
+#if SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2
       for (std::size_t c = 0; c < C; ++c) {
         const std::size_t off = (n * C + c) * P;
         plane_bwd_sums(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), nullptr,
@@ -450,7 +578,7 @@ void backward(const Cache<T>& cache, const Tensor4<T>& dy, Tensor4<T>& dx, RowsF
       const T a = T(gam * rs);
       const T b = T(-gam * rs * mean_dy + (dd[c] - dd_mean) / double(P));
       const T cc = T(-gam * rs * mean_dyh);
-#if SCOREOOD_TIER_AVX512
+#if SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2
       if constexpr (simd) {
         plane_bwd_out(dy.data() + off, elu_y ? elu_y + off : nullptr, float(elu_alpha), xhat_source(n, c), a, b, cc,
                       residual ? residual + off : nullptr, out + off, P);

@@ -189,24 +189,6 @@ void gemm_packed_avx512(const float* packed, std::size_t M, std::size_t K, RowsA
 
 #if SCOREOOD_TIER_AVX2
 namespace detail {
-/// Lanes [0, n) of an AVX2 load/store mask (none for n <= 0, all for n >= 8).
-__attribute__((always_inline)) inline __m256i avx2_mask(std::ptrdiff_t n) {
-  const int k = int(std::clamp<std::ptrdiff_t>(n, 0, 8));
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-/// Stores lanes [0, n) of v at p: one store when n >= 8, else through a buffer (vmaskmovps
-/// stores are slow on many AVX2 cores, AMD's in particular).
-__attribute__((always_inline)) inline void avx2_store_first(float* p, __m256 v, std::ptrdiff_t n) {
-  if (n >= 8) {
-    _mm256_storeu_ps(p, v);
-  } else if (n > 0) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, v);
-    std::copy(t, t + n, p);
-  }
-}
-
 /// C[6 x (8*(NV-1) + last)] (+)= Apanel[kc x 6] * B[kc x ...]: 12 accumulators, two B
 /// vectors and one broadcast in the 16 ymm registers. Full: the last vector has all 8
 /// lanes (plain loads and stores); otherwise `mask` holds its `last` lanes for the
