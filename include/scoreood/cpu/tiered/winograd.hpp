@@ -474,7 +474,8 @@ __attribute__((always_inline)) inline void deinterleave4(const float* p, __m256 
 
 /// A row of W values at p[lead ..] in a zero-filled buffer of the calling thread with room
 /// for `tiles` tiles of 4 read 36 wide (plain loads at every tile; masked loads stall here).
-/// The zeros past the row stay: every call fills [lead, lead + W) only.
+/// The zeros past the row stay: every call fills [lead, lead + W) and rewrites zeros up to the
+/// next multiple of 8 (a masked load of the row's last vector: no library call per short row).
 struct PaddedRow {
   float* buf;
   std::size_t lead, W;
@@ -486,7 +487,10 @@ struct PaddedRow {
     std::fill(buf, buf + n, 0.f);
   }
   const float* load(const float* row) const {
-    std::copy(row, row + W, buf + lead);
+    float* d = buf + lead;
+    std::size_t i = 0;
+    for (; i + 8 <= W; i += 8) _mm256_storeu_ps(d + i, _mm256_loadu_ps(row + i));
+    if (i < W) _mm256_storeu_ps(d + i, _mm256_maskload_ps(row + i, avx2_mask(std::ptrdiff_t(W - i))));
     return buf;
   }
 };
