@@ -474,8 +474,9 @@ __attribute__((always_inline)) inline void deinterleave4(const float* p, __m256 
 
 /// A row of W values at p[lead ..] in a zero-filled buffer of the calling thread with room
 /// for `tiles` tiles of 4 read 36 wide (plain loads at every tile; masked loads stall here).
-/// The zeros past the row stay: every call fills [lead, lead + W) and rewrites zeros up to the
-/// next multiple of 8 (a masked load of the row's last vector: no library call per short row).
+/// The zeros past the row stay: every call fills [lead, lead + W) with vector moves (the
+/// last one overlapping; a masked load for rows shorter than 8, whose zero lanes rewrite zeros)
+/// instead of a library call per short row.
 struct PaddedRow {
   float* buf;
   std::size_t lead, W;
@@ -490,7 +491,9 @@ struct PaddedRow {
     float* d = buf + lead;
     std::size_t i = 0;
     for (; i + 8 <= W; i += 8) _mm256_storeu_ps(d + i, _mm256_loadu_ps(row + i));
-    if (i < W) _mm256_storeu_ps(d + i, _mm256_maskload_ps(row + i, avx2_mask(std::ptrdiff_t(W - i))));
+    if (i == W) return buf;
+    if (W >= 8) _mm256_storeu_ps(d + W - 8, _mm256_loadu_ps(row + W - 8));  // the last 8, overlapping
+    else _mm256_storeu_ps(d, _mm256_maskload_ps(row, avx2_mask(std::ptrdiff_t(W))));
     return buf;
   }
 };
