@@ -79,7 +79,10 @@ Plan plan(const ConvParams& p, const ConvGeometry& g) {
   // (SmallUNet's conv_in) it measured 1.19x slower.
   // 1x1 stride 1 needs no unfolding: the im2col path is already GEMMs on x and dY.
   const bool phase_stride1 = !wino && p.out >= 16 && p.in >= 8;
-  if (phase_backward_available<T>() && (!padded_applies<T>(g) || phase_stride1) && !g.is_pointwise())
+  // On AVX2 a strided 1x1 kernel stays unfolded (a subsampling copy and the NT kernel): its
+  // phase-plane GEMM measured 1.1-1.3x slower there (SmallUNet's 1x1 stride-2 shortcuts).
+  const bool phase_1x1 = !SCOREOOD_TIER_AVX2 || g.kernel > 1;
+  if (phase_backward_available<T>() && (!padded_applies<T>(g) || phase_stride1) && !g.is_pointwise() && phase_1x1)
     pl.backward = Path::phase_planes;
   else
     pl.backward = wino ? Path::winograd : padded_applies<T>(g) ? Path::padded_offsets : Path::im2col;
@@ -433,11 +436,10 @@ void backward_padded_images(const BackwardArgs<T>& a, const PaddedBackward<T>& t
   }
 }
 
-/// Unfolded: dW += dY col^T, dcol = W^T dY folded back by col2im. With `col_rows`
-/// (row k of col at col + col_rows[k]) the filter gradient is the tier's NT kernel, else Eigen's GEMM.
+/// Unfolded: dW += dY col^T, dcol = W^T dY folded back by col2im.
 template <class T>
-void backward_im2col_images(const BackwardArgs<T>& a, const T* pa, const std::ptrdiff_t* col_rows, std::size_t n0,
-                            std::size_t n1, T* acc_w, T* acc_b) {
+void backward_im2col_images(const BackwardArgs<T>& a, const T* pa, std::size_t n0, std::size_t n1, T* acc_w,
+                            T* acc_b) {
   const ConvGeometry& g = a.g;
   const std::size_t M = a.p.out, K = g.rows(), P = g.cols();
   const bool pw = g.is_pointwise();
@@ -451,7 +453,9 @@ void backward_im2col_images(const BackwardArgs<T>& a, const T* pa, const std::pt
       src = col;
     }
     // backward-filter: dW[M,K] += dY_n[M,P] * col^T[P,K]
-    if (col_rows) gemm_nt_offsets<T>(M, K, P, 1, &dyn, P, &src, col_rows, acc_w, K);
+    // On the AVX2 tier the tier's NT kernel: Eigen's GEMM is compiled for the build's flags
+    // (SSE only without -march). The AVX-512 tier runs strided convolutions on phase planes.
+    if (SCOREOOD_TIER_AVX2 && packed_gemm_is_native<T>()) gemm_nt_strided<T>(M, K, P, dyn, P, src, P, acc_w, K);
     else gemm<T>(false, true, M, K, P, T(1), dyn, P, src, P, T(1), acc_w, K);
     if (acc_b)
       for (std::size_t m = 0; m < M; ++m) acc_b[m] += kernels::sum(dyn + m * P, P);
@@ -513,14 +517,6 @@ void backward(const ConvParams& p, const T* w, const Tensor4<T>& x, const Tensor
   } else if (path == Path::im2col && dx) {
     pa = detail::pack_weight(w, true, K, M);
   }
-  // The unfolded filter gradient on the AVX2 tier: its NT kernel, not Eigen's GEMM, which a build
-  // without -march compiles for SSE only (measured: the strided convolutions' share of a SmallUNet
-  // training step XX). The AVX-512 tier runs these convolutions on phase planes.
-  std::vector<std::ptrdiff_t> col_rows;
-  if (SCOREOOD_TIER_AVX2 && path == Path::im2col && packed_gemm_is_native<T>()) {
-    col_rows.resize(K);
-    for (std::size_t k = 0; k < K; ++k) col_rows[k] = std::ptrdiff_t(k * P);
-  }
   parallel_region(nt, [&](int t, int T_) {
     const auto [n0, n1] = split_range(N, t, T_);
     // One thread accumulates straight into the store; the others into scratch.
@@ -538,7 +534,7 @@ void backward(const ConvParams& p, const T* w, const Tensor4<T>& x, const Tensor
     } else if (path == Path::padded_offsets) {
       backward_padded_images(a, pb, n0, n1, acc_w, acc_b);
     } else {
-      backward_im2col_images(a, pa, col_rows.empty() ? nullptr : col_rows.data(), n0, n1, acc_w, acc_b);
+      backward_im2col_images(a, pa, n0, n1, acc_w, acc_b);
     }
     if (T_ > 1) {
       // Parallel reduction of the per-thread accumulators, each thread a slice.

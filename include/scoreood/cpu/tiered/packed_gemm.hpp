@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <type_traits>
+#include <vector>
 
 namespace scoreood::cpu::SCOREOOD_CPU_TIER {
 
@@ -482,5 +483,18 @@ void gemm_nt_offsets(std::size_t M, std::size_t K, std::size_t L, std::size_t G,
 
 /// Images per gemm_nt_offsets() call at most.
 inline constexpr std::size_t kNtMaxGroup = 16;
+
+/// C[M x K] += A (M x L, rows lda apart) * B (K x L, rows ldb apart)^T: gemm_nt_offsets with
+/// one image whose row k starts k * ldb after b. Needs packed_gemm_is_native<T>().
+template <class T>
+void gemm_nt_strided(std::size_t M, std::size_t K, std::size_t L, const T* a, std::size_t lda, const T* b,
+                     std::size_t ldb, T* c, std::size_t ldc) {
+  thread_local std::vector<std::ptrdiff_t> off;
+  off.resize(K);
+  for (std::size_t k = 0; k < K; ++k) off[k] = std::ptrdiff_t(k * ldb);
+  const T* as[1] = {a};
+  const T* bs[1] = {b};
+  gemm_nt_offsets<T>(M, K, L, 1, as, lda, bs, off.data(), c, ldc);
+}
 
 }  // namespace scoreood::cpu::SCOREOOD_CPU_TIER

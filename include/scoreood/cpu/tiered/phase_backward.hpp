@@ -1,5 +1,5 @@
 /** @file phase_backward.hpp
- *  @brief Backward pass of strided float convolutions on phase planes (AVX-512 kernels).
+ *  @brief Backward pass of strided float convolutions on phase planes (AVX-512 and AVX2 kernels).
  *
  *  A stride-S convolution becomes S x S stride-1 problems once the zero-padded
  *  input is split into phase planes (rows and columns taken mod S): tap (ky, kx)
@@ -15,7 +15,9 @@
  *  No unfolding (im2col / col2im) and no wasted multiply-adds: the four phases of a
  *  3x3 stride-2 kernel hold 4 + 2 + 2 + 1 taps. Measured against im2col + Eigen on one
  *  core (SmallUNet's stride-2 3x3 convolutions, batch 128): filter 1.5-1.7x, data 1.3x.
- *  AVX-512 tier only (available()); the caller keeps its generic path otherwise. */
+ *  AVX-512 and AVX2 tiers (available(); the AVX2 kernels are the AVX-512 ones on 8 lanes;
+ *  conv2d's plan keeps strided 1x1 kernels unfolded there); the caller keeps its generic
+ *  path otherwise. */
 #ifndef SCOREOOD_CPU_TIER
 #error "a tier body: include <scoreood/cpu/kernels.hpp>, which compiles it once per ISA tier"
 #endif
@@ -28,10 +30,10 @@
 
 namespace scoreood::cpu::SCOREOOD_CPU_TIER {
 
-/// True when conv_backward_phases() runs for T on this tier (float, AVX-512).
+/// True when conv_backward_phases() runs for T on this tier (float, AVX-512 or AVX2).
 template <class T>
 constexpr bool phase_backward_available() {
-  return SCOREOOD_TIER_AVX512 && packed_gemm_is_native<T>();
+  return (SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2) && packed_gemm_is_native<T>();
 }
 
 /// Index tables of one geometry (built once per call by the calling thread, read by all).
@@ -64,6 +66,19 @@ struct PhaseBackwardPlan {
 namespace detail {
 inline std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
 
+#if SCOREOOD_TIER_AVX2
+/// Lanes 0, 2, .., 14 of the 16 values (lo, hi), in order.
+__attribute__((always_inline)) inline __m256 even_lanes(__m256 lo, __m256 hi) {
+  const __m256 e = _mm256_shuffle_ps(lo, hi, 0x88);  // lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+}
+/// Lanes 1, 3, .., 15 of the 16 values (lo, hi), in order.
+__attribute__((always_inline)) inline __m256 odd_lanes(__m256 lo, __m256 hi) {
+  const __m256 o = _mm256_shuffle_ps(lo, hi, 0xDD);
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+}
+#endif
+
 /// row[j] = src[S*j + sh] where that is inside [0, W), else 0, for j < n.
 inline void gather_row(const float* src, std::size_t W, std::size_t S, std::ptrdiff_t sh, float* row, std::size_t n) {
   const std::ptrdiff_t Wi = std::ptrdiff_t(W), Si = std::ptrdiff_t(S);
@@ -94,6 +109,17 @@ inline void gather_row(const float* src, std::size_t W, std::size_t S, std::ptrd
     }
     return;
   }
+#elif SCOREOOD_TIER_AVX2
+  if (S == 2) {
+    // Even lanes of two vectors (16 values) while both lie inside the row; the rest one by one.
+    std::size_t j = j0;
+    for (; j + 8 <= j1 && std::ptrdiff_t(2 * j) + sh + 16 <= Wi; j += 8) {
+      const float* p = src + (std::ptrdiff_t(2 * j) + sh);
+      _mm256_storeu_ps(row + j, even_lanes(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)));
+    }
+    for (; j < j1; ++j) row[j] = src[std::ptrdiff_t(2 * j) + sh];
+    return;
+  }
 #endif
   for (std::size_t j = j0; j < j1; ++j) row[j] = src[std::ptrdiff_t(S * j) + sh];
 }
@@ -114,8 +140,19 @@ inline void interleave2(const float* first, const float* second, float* dst, std
     if (left > 16) _mm512_mask_storeu_ps(dst + 2 * k + 16, lane_range(0, left - 16), _mm512_permutex2var_ps(f, hi_idx, s));
   }
 #else
-  for (std::size_t k = 0; k < nf; ++k) dst[2 * k] = first ? first[k] : 0.f;
-  for (std::size_t k = 0; k < ns; ++k) dst[2 * k + 1] = second ? second[k] : 0.f;
+  std::size_t k0 = 0;
+#if SCOREOOD_TIER_AVX2
+  // 8 of each while both sources have 8 left: unpack within halves, then the halves in order.
+  for (; k0 + 8 <= ns; k0 += 8) {
+    const __m256 f = first ? _mm256_loadu_ps(first + k0) : _mm256_setzero_ps();
+    const __m256 s = second ? _mm256_loadu_ps(second + k0) : _mm256_setzero_ps();
+    const __m256 lo = _mm256_unpacklo_ps(f, s), hi = _mm256_unpackhi_ps(f, s);
+    _mm256_storeu_ps(dst + 2 * k0, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(dst + 2 * k0 + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+#endif
+  for (std::size_t k = k0; k < nf; ++k) dst[2 * k] = first ? first[k] : 0.f;
+  for (std::size_t k = k0; k < ns; ++k) dst[2 * k + 1] = second ? second[k] : 0.f;
 #endif
 }
 
@@ -184,6 +221,93 @@ inline void bcast_filter(const float* xb, const std::ptrdiff_t* off, std::size_t
     case 2: bcast_filter_nv<2>(xb, off, K, OH, OW, Ws, dyt, ldt, ct); break;
     case 3: bcast_filter_nv<3>(xb, off, K, OH, OW, Ws, dyt, ldt, ct); break;
     default: bcast_filter_nv<4>(xb, off, K, OH, OW, Ws, dyt, ldt, ct); break;
+  }
+}
+
+#elif SCOREOOD_TIER_AVX2
+/// The AVX-512 bcast_tile on 8 lanes: ct[r][0 : 8 NV] += the outer products of KR taps' x
+/// values with dY^T rows, KR x NV accumulators in registers.
+template <int KR, int NV>
+__attribute__((always_inline)) inline void bcast_tile(const float* xb, const std::ptrdiff_t* off, std::size_t i0,
+                                                      std::size_t i1, std::size_t OW, std::size_t Ws, const float* dyt,
+                                                      std::size_t ldt, float* ct, std::size_t ldct) {
+  __m256 acc[KR][NV];
+  const float* xr[KR];
+#pragma GCC unroll 12
+  for (int r = 0; r < KR; ++r) {
+    xr[r] = xb + off[r];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_loadu_ps(ct + r * ldct + 8 * v);
+  }
+  for (std::size_t i = i0; i < i1; ++i) {
+    const float* d = dyt + i * OW * ldt;
+    const std::size_t xo = i * Ws;
+    for (std::size_t j = 0; j < OW; ++j) {
+      __m256 dv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) dv[v] = _mm256_loadu_ps(d + j * ldt + 8 * v);
+#pragma GCC unroll 12
+      for (int r = 0; r < KR; ++r) {
+        const __m256 bx = _mm256_broadcast_ss(xr[r] + xo + j);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(bx, dv[v], acc[r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < KR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(ct + r * ldct + 8 * v, acc[r][v]);
+}
+
+/// ct[K x ldt] += X * dY^T over one image (see the AVX-512 bcast_filter): 6 taps x 16 columns
+/// of dY^T per tile (12 accumulators, two dY^T vectors and a broadcast: the 16 ymm registers).
+inline void bcast_filter(const float* xb, const std::ptrdiff_t* off, std::size_t K, std::size_t OH, std::size_t OW,
+                         std::size_t Ws, const float* dyt, std::size_t ldt, float* ct) {
+  constexpr int KR = 6, NV = 2;
+  const std::size_t rows = std::max<std::size_t>(1, (std::size_t(16) << 10) / (OW * 16 * sizeof(float)));
+  for (std::size_t i0 = 0; i0 < OH; i0 += rows) {
+    const std::size_t i1 = std::min(OH, i0 + rows);
+    for (std::size_t m0 = 0; m0 < ldt; m0 += 8 * NV) {
+      std::size_t k0 = 0;
+      for (; k0 + KR <= K; k0 += KR)
+        bcast_tile<KR, NV>(xb, off + k0, i0, i1, OW, Ws, dyt + m0, ldt, ct + k0 * ldt + m0, ldt);
+      for (; k0 < K; ++k0) bcast_tile<1, NV>(xb, off + k0, i0, i1, OW, Ws, dyt + m0, ldt, ct + k0 * ldt + m0, ldt);
+    }
+  }
+}
+
+/// dyt[q * ldt + m] = dy[m * P + q] for q < P, m < ldt (zero for m >= M; ldt a multiple of 16):
+/// 8 x 8 blocks transposed in registers, a last partial block of q one by one.
+inline void transpose_dy(const float* dy, std::size_t M, std::size_t P, float* dyt, std::size_t ldt) {
+  const std::size_t full = P / 8 * 8;
+  for (std::size_t m0 = 0; m0 < ldt; m0 += 8) {
+    for (std::size_t q0 = 0; q0 < full; q0 += 8) {
+      __m256 r[8], t[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i)
+        r[i] = m0 + std::size_t(i) < M ? _mm256_loadu_ps(dy + (m0 + std::size_t(i)) * P + q0) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+#pragma GCC unroll 2
+      for (int i = 0; i < 2; ++i) {
+        r[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+      }
+      // r[4i + k], half h: column 4h + k of rows 4i .. 4i + 3.
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        _mm256_storeu_ps(dyt + (q0 + std::size_t(k)) * ldt + m0, _mm256_permute2f128_ps(r[k], r[4 + k], 0x20));
+        _mm256_storeu_ps(dyt + (q0 + 4 + std::size_t(k)) * ldt + m0, _mm256_permute2f128_ps(r[k], r[4 + k], 0x31));
+      }
+    }
+    for (std::size_t q = full; q < P; ++q)
+      for (std::size_t i = 0; i < 8; ++i) dyt[q * ldt + m0 + i] = m0 + i < M ? dy[(m0 + i) * P + q] : 0.f;
   }
 }
 #endif
@@ -480,7 +604,7 @@ inline void phase_backward_data(const PhaseBackwardPlan& p, const float* packed,
 /// across threads (per-thread accumulators reduced in parallel). Needs phase_backward_available<float>().
 inline void conv_backward_phases(const ConvGeometry& g, std::size_t N, std::size_t M, const float* w, const float* x,
                                  const float* dy, float* dx, float* gw, float* gb) {
-#if SCOREOOD_TIER_AVX512
+#if SCOREOOD_TIER_AVX512 || SCOREOOD_TIER_AVX2
   constexpr int kMaxThreads = 256;
   thread_local PhaseBackwardPlan plan;
   PhaseBackwardPlan& p = plan;
@@ -557,7 +681,7 @@ inline void conv_backward_phases(const ConvGeometry& g, std::size_t N, std::size
   });
 #else
   (void)g, (void)N, (void)M, (void)w, (void)x, (void)dy, (void)dx, (void)gw, (void)gb;
-  throw std::logic_error("conv_backward_phases: needs the native AVX-512 float kernels");
+  throw std::logic_error("conv_backward_phases: needs the native AVX-512 or AVX2 float kernels");
 #endif
 }
 

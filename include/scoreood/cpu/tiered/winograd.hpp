@@ -630,16 +630,10 @@ inline void unfold_grad_rows(const float* dy, std::size_t H, std::size_t W, cons
   }
 }
 
-/// C[M x K] += A (M x L, rows lda apart) * B (K x L, rows ldb apart)^T: the tier's NT kernel
-/// with one "image" whose row k starts k * ldb after b.
+/// The AVX2 weight gradient's small GEMMs: the tier's NT kernel.
 inline void gemm_nt_rows(std::size_t M, std::size_t K, std::size_t L, const float* a, std::size_t lda, const float* b,
                          std::size_t ldb, float* c, std::size_t ldc) {
-  thread_local std::vector<std::ptrdiff_t> off;
-  off.resize(K);
-  for (std::size_t k = 0; k < K; ++k) off[k] = std::ptrdiff_t(k * ldb);
-  const float* as[1] = {a};
-  const float* bs[1] = {b};
-  gemm_nt_offsets<float>(M, K, L, 1, as, lda, bs, off.data(), c, ldc);
+  gemm_nt_strided<float>(M, K, L, a, lda, b, ldb, c, ldc);
 }
 }  // namespace detail
 #endif
