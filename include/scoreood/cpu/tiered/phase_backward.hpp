@@ -72,11 +72,6 @@ __attribute__((always_inline)) inline __m256 even_lanes(__m256 lo, __m256 hi) {
   const __m256 e = _mm256_shuffle_ps(lo, hi, 0x88);  // lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
 }
-/// Lanes 1, 3, .., 15 of the 16 values (lo, hi), in order.
-__attribute__((always_inline)) inline __m256 odd_lanes(__m256 lo, __m256 hi) {
-  const __m256 o = _mm256_shuffle_ps(lo, hi, 0xDD);
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
-}
 #endif
 
 /// row[j] = src[S*j + sh] where that is inside [0, W), else 0, for j < n.
