@@ -17,13 +17,15 @@
  *                      forward          Y_n  = W * shifted(pad(x_n)) (+ bias)
  *                      backward-data    dx_n = flip(W)^T * shifted(pad(dY_n))
  *                      backward-filter  dW  += dY_n * shifted(pad(x_n))^T (NT kernel over groups of images)
- *    phase_planes    (AVX-512 tier) the backward of strided (and padded 1x1)
- *                    convolutions, and of stride-1 ones Winograd does not run with
- *                    >= 16 outputs and >= 8 inputs (cpu/tiered/phase_backward.hpp:
- *                    per-phase stride-1 products for dx, an outer-product kernel for dW).
+ *    phase_planes    (AVX2 and AVX-512 tiers) the backward of strided (and padded 1x1;
+ *                    on AVX2 not of strided 1x1) convolutions, and of stride-1 ones
+ *                    Winograd does not run with >= 16 outputs and >= 8 inputs
+ *                    (cpu/tiered/phase_backward.hpp: per-phase stride-1 products for dx,
+ *                    an outer-product kernel for dW).
  *    im2col          everything else (double, the baseline tier, 1x1 stride 1, the
- *                    AVX2 tier's strided backward): unfold one image (skipped for 1x1
- *                    stride 1), the packed kernel or Eigen, col2im for dx.
+ *                    AVX2 tier's strided 1x1 backward): unfold one image (skipped for
+ *                    1x1 stride 1), the packed kernel or Eigen (the NT kernel for the
+ *                    AVX2 tier's filter gradient), col2im for dx.
  *  Batches smaller than the thread count run image by image. Scratch buffers are
  *  per-thread and shared by all layers, so steady-state calls do not allocate. */
 #ifndef SCOREOOD_CPU_TIER
