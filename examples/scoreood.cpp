@@ -927,9 +927,9 @@ const char* kUsage =
     "  score     OOD scores of images, one per line\n"
     "  eval      evaluation table against OOD sets and transforms\n"
     "  explain   each image beside its anomaly map, as PNG files\n"
-    "Data paths: PATH[:gray28][:gray|:rgb][:size=N][:first=N][:recursive], PATH an IDX or CIFAR\n"
-    "file, a folder of PNG/JPEG/BMP images (sorted by path), a text file listing image paths, or\n"
-    "one image; looked up in --data-root, $SCOREOOD_DATA, ../shared/data and /usr/share/datasets.\n"
+    "Data paths: PATH[:gray28][:gray|:rgb][:size=N][:skip=N][:first=N][:recursive], PATH an IDX or\n"
+    "CIFAR file, a folder of PNG/JPEG/BMP images (sorted by path), a text file listing image paths,\n"
+    "or one image; looked up in --data-root, $SCOREOOD_DATA, ../shared/data and /usr/share/datasets.\n"
     "fit, score, eval and explain convert every image to the model's channels and size.\n"
     "--device cuda runs the networks on the GPU (a build with -DSCOREOOD_CUDA_CLI=ON); model files\n"
     "are the same on either device.\n";

@@ -333,6 +333,13 @@ TEST_CASE("first=N keeps the first N files and their paths", "[folder][first]") 
   const Dataset z = load(d + ":first=0");
   CHECK(shape_of(z.images) == Shape4{0, 3, 6, 8});
   CHECK(z.paths.empty());
+  // skip=N leaves out the first N files (before first=N), paths in step.
+  const Dataset b = load(d + ":skip=1:first=2");
+  CHECK(b.paths == strings({files[1], files[2]}));
+  CHECK(same(b.images, read_each({files[1], files[2]})));
+  CHECK(load(d + ":skip=3").paths == strings({files[3], files[4]}));
+  CHECK_THROWS_WITH(load(d + ":skip=5"), Catch::Contains("skip=5 leaves no image"));
+  CHECK(open(d + ":skip=2").size() == 3);
   // first_n on a Dataset keeps paths in step with the images.
   const Dataset all = load(d);
   const Dataset two = first_n(all, 2);
@@ -428,12 +435,14 @@ TEST_CASE("ImageSource lists at open() and decodes only in read()", "[source]") 
 }
 
 TEST_CASE("parse_load_spec: new options, contradictions, format_load_spec round trip", "[load][spec]") {
-  const LoadSpec s = parse_load_spec("photos/set:recursive:size=64:gray:first=10");
+  const LoadSpec s = parse_load_spec("photos/set:recursive:size=64:gray:skip=3:first=10");
   CHECK(s.path == "photos/set");
   CHECK(s.recursive);
   CHECK(s.size == std::size_t(64));
   CHECK(s.channels == 1);
   CHECK(s.first == std::size_t(10));
+  CHECK(s.skip == 3);
+  CHECK(parse_load_spec(format_load_spec(s)).skip == 3);
   CHECK(parse_load_spec(format_load_spec(s)).path == s.path);
   CHECK(format_load_spec(parse_load_spec(format_load_spec(s))) == format_load_spec(s));
   CHECK(parse_load_spec("a.bin:gray28").wanted_size() == std::size_t(28));

@@ -383,6 +383,17 @@ TEST_CASE("load(spec) parses options and detects the format", "[load]") {
   CHECK(load(cif.string() + ":first=100").images.shape()[0] == 5);
   CHECK(load(cif.string() + ":first=0").images.shape()[0] == 0);
 
+  // skip=N leaves out the first N images, then first=N keeps N of the rest (in either order).
+  const Dataset s = load(cif.string() + ":first=2:skip=1");
+  REQUIRE(s.size() == 2);
+  CHECK(s.labels == std::vector<int>{1, 2});
+  CHECK(same(s.images, first_n(drop_first(full, 1), 2).images));
+  CHECK(same(s.images, first_n(load(cif.string() + ":skip=1").images, 2)));
+  CHECK(load(cif.string() + ":skip=4").size() == 1);
+  CHECK_THROWS_WITH(load(cif.string() + ":skip=5"), Catch::Contains("skip=5 leaves no image"));
+  CHECK_THROWS_WITH(load(img.string() + ":skip=1:skip=2"), Catch::Contains("given twice"));
+  CHECK_THROWS_AS(load(img.string() + ":skip=-1"), ValueError);
+
   const auto parsed = parse_load_spec("/a/b:c/file.bin:first=7");
   CHECK(parsed.path == "/a/b:c/file.bin");
   CHECK(parsed.first == std::size_t(7));

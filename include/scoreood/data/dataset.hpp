@@ -1,7 +1,8 @@
 /** @file dataset.hpp
  *  @brief A labelled batch of images, the files it came from, and the
- *  `first_n` subset helper. */
+ *  `first_n` / `drop_first` subset helpers. */
 #pragma once
+#include <scoreood/core/error.hpp>
 #include <scoreood/core/tensor.hpp>
 
 #include <algorithm>
@@ -49,6 +50,25 @@ inline Dataset first_n(const Dataset& d, std::size_t n) {
   out.paths.assign(d.paths.begin(), d.paths.begin() + static_cast<std::ptrdiff_t>(std::min(k, d.paths.size())));
   out.skipped = d.skipped;
   out.source = d.source + ":first=" + std::to_string(n);
+  return out;
+}
+
+/// `d` without its first n images, labels and paths (n < size; else ValueError:
+/// a spec's `skip=N` that leaves nothing is a mistake, not an empty set).
+inline Dataset drop_first(const Dataset& d, std::size_t n) {
+  const auto s = shape_of(d.images);
+  if (n >= s[0])
+    throw ValueError(d.source + ": skip=" + std::to_string(n) + " leaves no image (the set has " +
+                     std::to_string(s[0]) + ")");
+  Dataset out;
+  const std::size_t per = s[1] * s[2] * s[3];
+  out.images = Images::from_shape({s[0] - n, s[1], s[2], s[3]});
+  std::copy(d.images.data() + n * per, d.images.data() + s[0] * per, out.images.data());
+  const auto from = [n](const auto& v) { return v.begin() + static_cast<std::ptrdiff_t>(std::min(n, v.size())); };
+  out.labels.assign(from(d.labels), d.labels.end());
+  out.paths.assign(from(d.paths), d.paths.end());
+  out.skipped = d.skipped;
+  out.source = d.source + ":skip=" + std::to_string(n);
   return out;
 }
 

@@ -1,6 +1,6 @@
 /** @file load.hpp
  *  @brief One entry point for every dataset a command line names, read whole:
- *  `PATH[:gray28][:gray|:rgb][:size=N][:first=N][:recursive]` where PATH is
+ *  `PATH[:gray28][:gray|:rgb][:size=N][:skip=N][:first=N][:recursive]` where PATH is
  *  an IDX file, a CIFAR binary, a folder of images, a list of image paths or
  *  one image (see spec.hpp for the options, source.hpp for the kinds, the
  *  conversions and skip_bad). For sets larger than memory use open(). */
@@ -19,8 +19,8 @@ namespace scoreood::data {
 
 /// Loads `spec` whole, converted as `opts` asks (the model's channels and size).
 /// PATH is resolved with find_data(). `:gray28` converts to gray and resizes to
-/// 28×28 (CIFAR as far-OOD for Fashion-MNIST); `:first=N` keeps the first N
-/// images. With skip_bad, a folder or list none of whose files can be read is
+/// 28×28 (CIFAR as far-OOD for Fashion-MNIST); `:skip=N` leaves out the first
+/// N images and `:first=N` then keeps the first N. With skip_bad, a folder or list none of whose files can be read is
 /// still an error.
 inline Dataset load(std::string_view spec, const LoadOptions& opts) {
   const LoadSpec s = parse_load_spec(spec);

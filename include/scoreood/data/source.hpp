@@ -37,7 +37,8 @@
  *  not an image) is a FormatError naming it; with LoadOptions::skip_bad it is
  *  left out of its batch instead and reported in Dataset::skipped, so a batch
  *  may hold fewer than `count` images and `paths` says which ones it holds.
- *  `first=N` keeps the first N files, readable or not. */
+ *  `skip=N` leaves out the first N files and `first=N` keeps the first N of
+ *  the rest, readable or not. */
 #pragma once
 #include <scoreood/core/error.hpp>
 #include <scoreood/core/tensor.hpp>
@@ -160,7 +161,7 @@ ImageSource open(std::string_view spec, const LoadOptions& opts = {});
 /// shared and immutable); read() may be called from several threads.
 class ImageSource {
  public:
-  /// Number of images (files for folders and lists, after `first=N`).
+  /// Number of images (files for folders and lists, after `skip=N` and `first=N`).
   std::size_t size() const { return has_paths() ? st_->files.size() : st_->data.size(); }
   DatasetKind kind() const { return st_->kind; }
   /// True for folders, lists and single images: each image has a file path.
@@ -300,10 +301,11 @@ class ImageSource {
 
 namespace detail {
 
-/// IDX or CIFAR, read whole, cut to `first`, converted.
+/// IDX or CIFAR, read whole, cut to `skip` and `first`, converted.
 inline Dataset load_in_memory(DatasetKind kind, const std::filesystem::path& path, const LoadSpec& s,
                               const Conversion& c) {
   Dataset d = kind == DatasetKind::idx ? load_idx(path) : load_cifar(path);
+  if (s.skip) d = drop_first(d, s.skip);
   if (s.first) d = first_n(d, *s.first);
   d.images = convert_images(std::move(d.images), c);
   return d;
@@ -345,6 +347,10 @@ inline ImageSource open(std::string_view spec, const LoadOptions& opts) {
   } else {
     files = {path};
   }
+  if (s.skip >= files.size() && s.skip)
+    throw ValueError(std::string(spec) + ": skip=" + std::to_string(s.skip) + " leaves no image (" + path.string() +
+                     " has " + std::to_string(files.size()) + " image files)");
+  files.erase(files.begin(), files.begin() + std::ptrdiff_t(s.skip));
   // What the options leave open comes from the first file whose header reads.
   st->channels = st->conv.channels;
   st->height = st->width = st->conv.size;

@@ -3,7 +3,9 @@
  *  LoadOptions a program adds (the model's channels and image size, skip_bad).
  *
  *  Options, in any order after the path: `gray28` (gray, 28×28), `gray`,
- *  `rgb`, `size=N` (N×N), `first=N`, `recursive` (folders). A trailing
+ *  `rgb`, `size=N` (N×N), `skip=N` (leave out the first N images), `first=N`
+ *  (then keep the first N: `skip=5000:first=1000` is images 5000-5999),
+ *  `recursive` (folders). A trailing
  *  `:text` that contains '/' or '.' belongs to the path (`/a/b:c/file.bin`). */
 #pragma once
 #include <scoreood/core/error.hpp>
@@ -15,11 +17,12 @@
 
 namespace scoreood::data {
 
-/// A parsed `PATH[:gray28][:gray|:rgb][:size=N][:first=N][:recursive]`.
+/// A parsed `PATH[:gray28][:gray|:rgb][:size=N][:skip=N][:first=N][:recursive]`.
 struct LoadSpec {
   std::string path;
   bool gray28 = false;               ///< gray and 28×28 (CIFAR as far-OOD for Fashion-MNIST)
-  std::optional<std::size_t> first;  ///< keep the first N images (files, for folders and lists)
+  std::size_t skip = 0;              ///< leave out the first N images (files, for folders and lists)
+  std::optional<std::size_t> first;  ///< then keep the first N
   std::optional<std::size_t> size;   ///< resize to N×N
   std::size_t channels = 0;          ///< 1 for `gray`, 3 for `rgb`, 0 when not given
   bool recursive = false;            ///< a folder's subfolders too
@@ -54,7 +57,7 @@ inline LoadSpec parse_load_spec(std::string_view spec) {
   const auto fail = [&](const std::string& what) -> void {
     throw ValueError("dataset spec '" + std::string(spec) + "': " + what);
   };
-  bool seen_gray = false, seen_rgb = false;
+  bool seen_gray = false, seen_rgb = false, seen_skip = false;
   std::string_view rest = spec;
   for (;;) {
     const auto colon = rest.rfind(':');
@@ -78,12 +81,16 @@ inline LoadSpec parse_load_spec(std::string_view spec) {
     } else if (opt.starts_with("first=")) {
       once(s.first.has_value());
       s.first = detail::parse_spec_count(spec, "first", opt.substr(6));
+    } else if (opt.starts_with("skip=")) {
+      once(seen_skip);
+      seen_skip = true;
+      s.skip = detail::parse_spec_count(spec, "skip", opt.substr(5));
     } else if (opt.starts_with("size=")) {
       once(s.size.has_value());
       s.size = detail::parse_spec_count(spec, "size", opt.substr(5));
       if (*s.size == 0) fail("size=0: the size must be positive");
     } else if (opt.find('/') == std::string_view::npos && opt.find('.') == std::string_view::npos) {
-      fail("unknown option '" + std::string(opt) + "' (valid: gray28, gray, rgb, size=N, first=N, recursive)");
+      fail("unknown option '" + std::string(opt) + "' (valid: gray28, gray, rgb, size=N, skip=N, first=N, recursive)");
     } else {
       break;  // a colon inside the path itself
     }
@@ -106,6 +113,7 @@ inline std::string format_load_spec(const LoadSpec& s) {
   if (s.channels == 1) out += ":gray";
   if (s.channels == 3) out += ":rgb";
   if (s.size) out += ":size=" + std::to_string(*s.size);
+  if (s.skip) out += ":skip=" + std::to_string(s.skip);
   if (s.first) out += ":first=" + std::to_string(*s.first);
   return out;
 }
