@@ -394,6 +394,8 @@ const char* kTrainHelp =
     "  --aug identity|rot4|dihedral8   augmentation group (default rot4 = RotNCSN; identity = NCSN/MSMA)\n"
     "  --steps N | --minutes M budget (one of them required)\n"
     "  --batch B (128)  --lr X (1e-3)  --seed S (0)  --ema R (0 = off)  --clip G (0 = off)\n"
+    "  --decay constant|cosine (constant)  --lr-end X (0)  --warmup N (0)   learning rate: cosine\n"
+    "                          falls from --lr to --lr-end over the budget, after N warm-up steps\n"
     "  --sigma-max X (1)  --sigma-min X (0.01)  --levels L (10)   geometric noise schedule\n"
     "  --checkpoint-every N [--checkpoint STATE]  periodic trainer state (default MODEL.state)\n"
     "  --resume STATE          continue a run from a trainer state\n"
@@ -405,10 +407,11 @@ const char* kTrainHelp =
     "  Saves the detector (density not fitted yet: run `scoreood fit`) and ends with one JSON line.\n";
 
 struct TrainArgs {
-  std::string data, out, net = "small-unet", aug = "rot4", checkpoint, resume, log;
-  std::size_t width = 32, ngf = 64, steps = 0, batch = 128, log_every = 50, checkpoint_every = 0, levels = 10;
+  std::string data, out, net = "small-unet", aug = "rot4", checkpoint, resume, log, decay = "constant";
+  std::size_t width = 32, ngf = 64, steps = 0, batch = 128, log_every = 50, checkpoint_every = 0, levels = 10,
+              warmup = 0;
   std::uint64_t seed = 0;
-  double minutes = 0, lr = 1e-3, ema = 0, clip = 0, sigma_max = 1.0, sigma_min = 0.01;
+  double minutes = 0, lr = 1e-3, lr_end = 0, ema = 0, clip = 0, sigma_max = 1.0, sigma_min = 0.01;
   bool skip_bad = false;
 };
 
@@ -425,6 +428,9 @@ CLI::App* declare_train(CLI::App& root, TrainArgs& a) {
   cli::add_real(*c, "--minutes", a.minutes);
   cli::add_count(*c, "--batch", a.batch);
   cli::add_real(*c, "--lr", a.lr);
+  c->add_option("--decay", a.decay);
+  cli::add_real(*c, "--lr-end", a.lr_end);
+  cli::add_count(*c, "--warmup", a.warmup);
   cli::add_count(*c, "--seed", a.seed);
   cli::add_real(*c, "--ema", a.ema);
   cli::add_real(*c, "--clip", a.clip);
@@ -452,6 +458,12 @@ int run_train(const CLI::App& c, const TrainArgs& a) {
   if (opt.batch == 0) fail(c, "--batch must be positive");
   opt.lr = a.lr;
   if (!(opt.lr > 0)) fail(c, "--lr must be positive");
+  if (a.decay == "cosine") opt.decay = so::score::LrDecay::cosine;
+  else if (a.decay != "constant") fail(c, "--decay: unknown '" + a.decay + "' (valid: constant, cosine)");
+  if (given(c, "--lr-end") && opt.decay != so::score::LrDecay::cosine) fail(c, "--lr-end is for --decay cosine");
+  opt.lr_end = a.lr_end;
+  if (!(opt.lr_end >= 0 && opt.lr_end <= opt.lr)) fail(c, "--lr-end must be in [0, --lr]");
+  opt.warmup = a.warmup;
   opt.seed = a.seed;
   opt.ema = a.ema;
   opt.max_grad_norm = a.clip;

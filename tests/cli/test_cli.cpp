@@ -283,6 +283,12 @@ TEST_CASE("scoreood rejects bad command lines with one line and exit 1", "[cli]"
   check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--lr", "1e-3x", "--steps", "1"}), "--lr: '1e-3x'");
   check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--minutes", "inf"}), "--minutes: 'inf' is not a number");
   check_fails(run_cli(d, {"train", "--data", "x", "--out", "m"}), "--steps N or --minutes M");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--steps", "1", "--decay", "linear"}),
+              "--decay: unknown 'linear'");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--steps", "1", "--lr-end", "1e-5"}),
+              "--lr-end is for --decay cosine");
+  check_fails(run_cli(d, {"train", "--data", "x", "--out", "m", "--steps", "1", "--decay", "cosine", "--lr-end", "0.1"}),
+              "--lr-end must be in [0, --lr]");
   // A misspelt flag is named, not the flag it was meant to be.
   check_fails(run_cli(d, {"train", "--data", "x", "--ouut", "m", "--steps", "1"}), "unknown option --ouut");
   check_fails(run_cli(d, {"--data-root", (d / "nowhere")}), "not a directory");

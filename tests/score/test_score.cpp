@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <numbers>
 #include <set>
 #include <sstream>
 
@@ -279,6 +280,110 @@ TEST_CASE("training lowers the DSM loss and resumes exactly", "[trainer]") {
   // A state from another augmentation or seed is refused.
   score::Trainer wrong(b, augment::Identity{}, sig, o2);
   CHECK_THROWS_WITH(wrong.load(dir / "state.sood"), Catch::Contains("augmentation 'rot4'"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("learning-rate schedule: warm-up, cosine decay over the budget, exact resume", "[trainer][lr]") {
+  namespace fs = std::filesystem;
+  using score::LrDecay;
+  score::TrainOptions o{.steps = 100, .lr = 1e-2, .warmup = 10, .decay = LrDecay::cosine, .lr_end = 1e-4};
+  CHECK(score::scheduled_lr(o, 0, 0.0) == Approx(1e-3));  // warm-up: (step + 1) / warmup of the rate
+  CHECK(score::scheduled_lr(o, 4, 0.05) == Approx(0.5 * (1e-4 + (1e-2 - 1e-4) * 0.5 * (1 + std::cos(0.05 * std::numbers::pi)))));
+  CHECK(score::scheduled_lr(o, 10, 0.0) == Approx(1e-2));
+  CHECK(score::scheduled_lr(o, 50, 0.5) == Approx(1e-4 + (1e-2 - 1e-4) * 0.5));
+  CHECK(score::scheduled_lr(o, 100, 1.0) == Approx(1e-4));
+  CHECK(score::scheduled_lr(o, 100, 3.0) == Approx(1e-4));  // a share past the budget is the end
+  o.decay = LrDecay::constant;
+  CHECK(score::scheduled_lr(o, 60, 0.6) == 1e-2);
+
+  const fs::path dir = fs::temp_directory_path() / "scoreood_test_lr_schedule";
+  fs::create_directories(dir);
+  const Images data = blobs(32, 8, 3);
+  const auto sig = schedule::Geometric{1.0f, 0.25f, 4}.sigmas();
+  const nn::SmallUNetConfig cfg{.channels = 1, .image_size = 8, .width = 4, .num_levels = 4};
+  const score::TrainOptions cos{.steps = 40, .batch = 8, .lr = 1e-3, .warmup = 5, .decay = LrDecay::cosine,
+                                .lr_end = 1e-5, .seed = 21, .log_every = 0};
+  const auto weights = [](const nn::SmallUNet<>& n) {
+    const auto v = n.parameters().values();
+    return std::vector<float>(v.begin(), v.end());
+  };
+  // The whole budget: the share reaches 1 and the next rate is lr_end.
+  nn::SmallUNet<> a(cfg, 1);
+  std::ostringstream progress;
+  score::TrainOptions shown = cos;
+  shown.progress = &progress;
+  score::Trainer ta(a, augment::Rot4{}, sig, shown);
+  CHECK(ta.learning_rate() == Approx(2e-4));  // step 0 of a 5-step warm-up: 1/5 of the rate
+  ta.run(data);
+  CHECK(ta.progress() == 1.0);
+  CHECK(ta.learning_rate() == Approx(1e-5));
+  CHECK(progress.str().find("step 40/40") != std::string::npos);
+  CHECK(progress.str().find("lr 1.00e-05") != std::string::npos);  // the rate the next step would take
+  // Stopped at step 25 of the same budget, saved and resumed: the weights equal the whole run's.
+  nn::SmallUNet<> b(cfg, 1);
+  {
+    score::Trainer tb(b, augment::Rot4{}, sig, cos);
+    for (int i = 0; i < 25; ++i) tb.train_step(data);
+    CHECK(tb.progress() == Approx(25.0 / 40));
+    tb.save(dir / "cos.state");
+  }
+  score::Trainer tb2(b, augment::Rot4{}, sig, cos);
+  tb2.load(dir / "cos.state");
+  tb2.run(data);
+  CHECK(weights(a) == weights(b));
+  // The schedule is applied: a constant rate gives other weights; a cosine from lr to lr with no
+  // warm-up is the constant rate, bit for bit.
+  score::TrainOptions flat = cos;
+  flat.decay = LrDecay::constant;
+  flat.warmup = 0;
+  nn::SmallUNet<> c(cfg, 1), e(cfg, 1);
+  score::Trainer(c, augment::Rot4{}, sig, flat).run(data);
+  CHECK(weights(c) != weights(a));
+  score::TrainOptions same = flat;
+  same.decay = LrDecay::cosine;
+  same.lr_end = same.lr;
+  score::Trainer(e, augment::Rot4{}, sig, same).run(data);
+  CHECK(weights(e) == weights(c));
+
+  // A minutes budget: the share follows the clock, ends at 1 and is kept in the state; a state
+  // written before the share existed (it ends after the EMA flag) loads with a share of 0.
+  score::TrainOptions timed = cos;
+  timed.steps = 0;
+  timed.minutes = 0.3 / 60;
+  timed.checkpoint = dir / "timed.state";
+  nn::SmallUNet<> f(cfg, 1);
+  score::Trainer tf(f, augment::Rot4{}, sig, timed);
+  tf.run(data);
+  CHECK(tf.progress() == 1.0);
+  score::Trainer tf2(f, augment::Rot4{}, sig, timed);
+  tf2.load(dir / "timed.state");
+  CHECK(tf2.progress() == 1.0);
+  CHECK(tf2.learning_rate() == Approx(1e-5));
+  {
+    auto body = io::load_container(dir / "timed.state", "scoreood-train-state");
+    body.resize(body.size() - sizeof(double));
+    io::ByteWriter w;
+    w.bytes() = body;
+    io::save_container(dir / "old.state", "scoreood-train-state", w);
+  }
+  score::Trainer tf3(f, augment::Rot4{}, sig, timed);
+  tf3.load(dir / "old.state");
+  CHECK(tf3.progress() == 0.0);
+  CHECK(tf3.step() == tf.step());
+  // A share outside [0, 1] is refused, naming the file.
+  {
+    auto body = io::load_container(dir / "timed.state", "scoreood-train-state");
+    const double bad = 1.5;
+    std::memcpy(body.data() + body.size() - sizeof(double), &bad, sizeof(double));
+    io::ByteWriter w;
+    w.bytes() = body;
+    io::save_container(dir / "bad.state", "scoreood-train-state", w);
+  }
+  score::Trainer tf4(f, augment::Rot4{}, sig, timed);
+  CHECK_THROWS_WITH(tf4.load(dir / "bad.state"), Catch::Contains("bad.state") && Catch::Contains("not in [0, 1]"));
+  CHECK(tf4.progress() == 0.0);
+  CHECK_THROWS_AS(score::Trainer(f, augment::Rot4{}, sig, score::TrainOptions{.steps = 1, .lr = 1e-3, .lr_end = 1e-2}),
+                  ValueError);
   fs::remove_all(dir);
 }
 

@@ -29,7 +29,9 @@ namespace scoreood::io {
 inline constexpr char kMagic[4] = {'S', 'O', 'O', 'D'};
 /// Bump when the container or any body layout changes incompatibly.
 /// 2: detector files end with the decision threshold (version-1 files still load).
-inline constexpr std::uint32_t kFormatVersion = 2;
+/// 3: trainer states end with the share of the budget spent, which the learning-rate
+///    schedule follows (version-2 states still load, as a share of 0).
+inline constexpr std::uint32_t kFormatVersion = 3;
 
 /// Appends little-endian plain values, strings and arrays to a byte buffer.
 class ByteWriter {

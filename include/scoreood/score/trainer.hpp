@@ -6,6 +6,12 @@
  *  the Adam state and the step, so a resumed run continues exactly where it
  *  stopped (batches are counter-based functions of (seed, step)).
  *
+ *  Learning rate: constant, or a cosine decay over the budget, after an
+ *  optional linear warm-up (scheduled_lr). The share of the budget spent is
+ *  step / steps for a step budget; for a minutes budget it grows with the
+ *  wall clock from the share a resumed state had spent, so a resumed run
+ *  finishes the decay within its own minutes.
+ *
  *  Divergence: a step whose loss or gradients are not finite throws before the
  *  update, naming the step and the last checkpoint written; the network keeps
  *  the weights of the last good step and no checkpoint holds a diverged state. */
@@ -19,12 +25,14 @@
 #include <scoreood/schedule/validate.hpp>
 #include <scoreood/score/dsm.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <numbers>
 #include <optional>
 #include <ostream>
 #include <sstream>
@@ -35,11 +43,17 @@
 
 namespace scoreood::score {
 
+/// How the learning rate falls over the budget after the warm-up.
+enum class LrDecay { constant, cosine };
+
 struct TrainOptions {
   std::size_t steps = 0;          ///< stop after this many steps (0: no step limit)
   double minutes = 0;             ///< stop after this much wall-clock time (0: no time limit)
   std::size_t batch = 128;
   double lr = 1e-3;
+  std::size_t warmup = 0;         ///< linear warm-up over the first N steps (0: none)
+  LrDecay decay = LrDecay::constant;
+  double lr_end = 0;              ///< cosine: the learning rate at the end of the budget
   double max_grad_norm = 0;       ///< clip the global gradient norm (0: off)
   double ema = 0;                 ///< EMA rate of the weights (0: off); the EMA weights are kept at the end
   std::uint64_t seed = 0;
@@ -57,6 +71,18 @@ struct TrainResult {
   double images_per_second = 0;
   double final_loss = 0;       ///< mean loss over the last logging window
 };
+
+/// The learning rate of step `step` (0-based) when a share `progress` of the budget is spent:
+///   lr_end + (lr - lr_end) (1 + cos(pi progress)) / 2      (cosine; lr when constant)
+/// times (step + 1) / warmup during the warm-up.
+inline double scheduled_lr(const TrainOptions& o, std::size_t step, double progress) {
+  double lr = o.lr;
+  if (o.decay == LrDecay::cosine) {
+    lr = o.lr_end + (o.lr - o.lr_end) * 0.5 * (1.0 + std::cos(std::numbers::pi * std::clamp(progress, 0.0, 1.0)));
+  }
+  if (step < o.warmup) lr *= double(step + 1) / double(o.warmup);
+  return lr;
+}
 
 /// What a trainer state file holds, read without building a network (see Trainer::save).
 struct TrainStateInfo {
@@ -93,9 +119,18 @@ class Trainer {
       throw ValueError("Trainer: " + std::to_string(sigmas_.size()) + " noise levels, the network has " +
                        std::to_string(net.config().num_levels));
     if (opt_.batch == 0) throw ValueError("Trainer: batch must be positive");
+    if (!(opt_.lr_end >= 0 && opt_.lr_end <= opt_.lr))
+      throw ValueError("Trainer: lr_end must be in [0, lr], got " + std::to_string(opt_.lr_end));
   }
 
   std::size_t step() const { return step_; }
+  /// Share of the budget spent, in [0, 1] (what the cosine decay follows).
+  double progress() const {
+    const double by_steps = opt_.steps ? double(step_) / double(opt_.steps) : 0.0;
+    return std::min(1.0, std::max(progress_, by_steps));
+  }
+  /// The learning rate the next step takes.
+  double learning_rate() const { return scheduled_lr(opt_, step_, progress()); }
   const TrainOptions& options() const { return opt_; }
 
   /// One optimisation step on a batch drawn from `data`; returns the loss.
@@ -104,6 +139,7 @@ class Trainer {
     make_dsm_batch<B>(ctx, on_backend(data), sigmas_, aug_, opt_.batch, DsmStreams::for_step(opt_.seed, step_),
                       batch_);
     net_->parameters().zero_grad();
+    if (opt_.warmup || opt_.decay != LrDecay::constant) adam_.set_lr(learning_rate());
     const auto& s = net_->forward(batch_.input, batch_.levels);
     const double loss = dsm_loss<T, B>(ctx, s, batch_.noise, batch_.sigma, grad_);
     if (!std::isfinite(loss)) diverged("the loss is " + std::to_string(loss));
@@ -139,7 +175,10 @@ class Trainer {
     double window = 0, last_window = 0;
     std::size_t in_window = 0;
     auto elapsed = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
+    const double progress0 = progress_;  // the share a resumed state had spent
+    auto by_time = [&] { return progress0 + (1.0 - progress0) * std::min(1.0, elapsed() / (opt_.minutes * 60.0)); };
     while (step_ < target && !(opt_.minutes > 0 && elapsed() >= opt_.minutes * 60.0)) {
+      if (opt_.minutes > 0) progress_ = by_time();
       window += train_step(data);
       ++in_window;
       const bool last = step_ >= target;
@@ -155,6 +194,8 @@ class Trainer {
       if (opt_.checkpoint_every && !opt_.checkpoint.empty() && step_ % opt_.checkpoint_every == 0) checkpoint();
     }
     if (in_window) last_window = window / double(in_window);
+    progress_ = progress();
+    if (opt_.minutes > 0) progress_ = std::max(progress_, by_time());
     // The state keeps the raw weights (what Adam's moments belong to) so a
     // resume is exact; only then does the network take the averaged weights.
     if (!opt_.checkpoint.empty()) checkpoint();
@@ -179,6 +220,7 @@ class Trainer {
     adam_.save(w);
     w.put<std::uint8_t>(ema_ ? 1 : 0);
     if (ema_) ema_->save(w);
+    w.put<double>(progress_);  // since format version 3
     io::save_container(path, kind, w);
   }
 
@@ -194,15 +236,17 @@ class Trainer {
       nn::Adam<T, B> adam(net.parameters(), make_adam_options(opt_));
       std::optional<nn::Ema<T, B>> ema;
       io::ByteReader r(body, path.string());
-      read_state(r, net, adam, ema);
+      double progress = 0;
+      read_state(r, net, adam, ema, progress);
     }
     io::ByteReader r(body, path.string());
-    step_ = read_state(r, *net_, adam_, ema_);  // cannot fail now: the same bytes just passed
+    step_ = read_state(r, *net_, adam_, ema_, progress_);  // cannot fail now: the same bytes just passed
   }
 
  private:
-  /// Parses a state body into `net`, `adam` and `ema`; returns the step.
-  std::size_t read_state(io::ByteReader& r, Net& net, nn::Adam<T, B>& adam, std::optional<nn::Ema<T, B>>& ema) const {
+  /// Parses a state body into `net`, `adam`, `ema` and the budget share spent; returns the step.
+  std::size_t read_state(io::ByteReader& r, Net& net, nn::Adam<T, B>& adam, std::optional<nn::Ema<T, B>>& ema,
+                         double& progress) const {
     const auto step = r.get<std::uint64_t>();
     const auto seed = r.get<std::uint64_t>();
     if (seed != opt_.seed) r.fail("was trained with seed " + std::to_string(seed) + ", this run uses " + std::to_string(opt_.seed));
@@ -227,6 +271,11 @@ class Trainer {
     if (r.get<std::uint8_t>()) {
       ema.emplace(net.parameters(), opt_.ema > 0 ? opt_.ema : 0.999);
       ema->load(r);
+    }
+    progress = 0;  // states before format version 3 end here
+    if (!r.at_end()) {
+      progress = r.get<double>();
+      if (!(progress >= 0 && progress <= 1)) r.fail("budget share spent " + std::to_string(progress) + " is not in [0, 1]");
     }
     if (!r.at_end()) r.fail("unexpected data after the training state");
     return step;
@@ -282,6 +331,8 @@ class Trainer {
     os << "step " << step_;
     if (opt_.steps) os << '/' << opt_.steps;
     os << "  loss " << std::fixed << std::setprecision(4) << loss << "  " << std::setprecision(0) << ips << " img/s";
+    if (opt_.warmup || opt_.decay != LrDecay::constant)
+      os << "  lr " << std::scientific << std::setprecision(2) << learning_rate() << std::fixed;
     double eta = -1;
     const double per_step = secs / double(std::max<std::size_t>(step_ - start, 1));
     if (opt_.steps) eta = per_step * double(opt_.steps - step_);
@@ -297,6 +348,7 @@ class Trainer {
   nn::Adam<T, B> adam_;
   std::optional<nn::Ema<T, B>> ema_;
   std::size_t step_ = 0;
+  double progress_ = 0;  ///< share of a minutes budget spent (see progress())
   std::optional<std::size_t> checkpoint_step_;  ///< step of the last checkpoint this trainer wrote
   DsmBatchOn<B> batch_;
   backend::tensor_t<B, T> grad_;
