@@ -20,8 +20,8 @@ namespace scoreood::data {
 /// Loads `spec` whole, converted as `opts` asks (the model's channels and size).
 /// PATH is resolved with find_data(). `:gray28` converts to gray and resizes to
 /// 28×28 (CIFAR as far-OOD for Fashion-MNIST); `:skip=N` leaves out the first
-/// N images and `:first=N` then keeps the first N. With skip_bad, a folder or list none of whose files can be read is
-/// still an error.
+/// N images and `:first=N` then keeps the first N. With skip_bad, a folder or
+/// list none of whose files can be read is still an error.
 inline Dataset load(std::string_view spec, const LoadOptions& opts) {
   const LoadSpec s = parse_load_spec(spec);
   const std::filesystem::path path = find_data(s.path);

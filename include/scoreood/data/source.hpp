@@ -347,7 +347,7 @@ inline ImageSource open(std::string_view spec, const LoadOptions& opts) {
   } else {
     files = {path};
   }
-  if (s.skip >= files.size() && s.skip)
+  if (s.skip && s.skip >= files.size())
     throw ValueError(std::string(spec) + ": skip=" + std::to_string(s.skip) + " leaves no image (" + path.string() +
                      " has " + std::to_string(files.size()) + " image files)");
   files.erase(files.begin(), files.begin() + std::ptrdiff_t(s.skip));
