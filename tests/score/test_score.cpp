@@ -359,28 +359,26 @@ TEST_CASE("learning-rate schedule: warm-up, cosine decay over the budget, exact 
   tf2.load(dir / "timed.state");
   CHECK(tf2.progress() == 1.0);
   CHECK(tf2.learning_rate() == Approx(1e-5));
-  {
+  // Writes `name`: timed.state's body changed by `edit`, in a valid container.
+  const auto rewritten = [&](const char* name, auto edit) {
     auto body = io::load_container(dir / "timed.state", "scoreood-train-state");
-    body.resize(body.size() - sizeof(double));
+    edit(body);
     io::ByteWriter w;
     w.bytes() = body;
-    io::save_container(dir / "old.state", "scoreood-train-state", w);
-  }
+    io::save_container(dir / name, "scoreood-train-state", w);
+    return dir / name;
+  };
   score::Trainer tf3(f, augment::Rot4{}, sig, timed);
-  tf3.load(dir / "old.state");
+  tf3.load(rewritten("old.state", [](std::vector<char>& b) { b.resize(b.size() - sizeof(double)); }));
   CHECK(tf3.progress() == 0.0);
   CHECK(tf3.step() == tf.step());
   // A share outside [0, 1] is refused, naming the file.
-  {
-    auto body = io::load_container(dir / "timed.state", "scoreood-train-state");
-    const double bad = 1.5;
-    std::memcpy(body.data() + body.size() - sizeof(double), &bad, sizeof(double));
-    io::ByteWriter w;
-    w.bytes() = body;
-    io::save_container(dir / "bad.state", "scoreood-train-state", w);
-  }
+  const auto bad = rewritten("bad.state", [](std::vector<char>& b) {
+    const double share = 1.5;
+    std::memcpy(b.data() + b.size() - sizeof(double), &share, sizeof(double));
+  });
   score::Trainer tf4(f, augment::Rot4{}, sig, timed);
-  CHECK_THROWS_WITH(tf4.load(dir / "bad.state"), Catch::Contains("bad.state") && Catch::Contains("not in [0, 1]"));
+  CHECK_THROWS_WITH(tf4.load(bad), Catch::Contains("bad.state") && Catch::Contains("not in [0, 1]"));
   CHECK(tf4.progress() == 0.0);
   CHECK_THROWS_AS(score::Trainer(f, augment::Rot4{}, sig, score::TrainOptions{.steps = 1, .lr = 1e-3, .lr_end = 1e-2}),
                   ValueError);
