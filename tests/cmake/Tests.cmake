@@ -3,7 +3,8 @@
 #      scoreood::image_io), and the whole library without it; ctest cmake/header_check;
 #   2. consumer/*: two tiny outside projects that use the library through
 #      find_package (after an install) and through add_subdirectory;
-#   3. scripts/fetch-data --verify on a copy of the offline MNIST test files;
+#   3. scripts/fetch-data --verify on a copy of the offline MNIST test files, and its
+#      CIFAR-10 layout on synthetic batches;
 #   4. the README usage snippet is examples/quickstart.cpp's.
 
 # ------------------------------------------------------------ 1. header check
@@ -119,6 +120,15 @@ if(SCOREOOD_BASH AND EXISTS ${SCOREOOD_SHARED_MNIST}/t10k-images-idx3-ubyte.gz)
             -DMNIST=${SCOREOOD_SHARED_MNIST} -DWORK=${CMAKE_CURRENT_BINARY_DIR}/fetch-data-verify
             -P ${CMAKE_CURRENT_SOURCE_DIR}/cmake/FetchDataVerify.cmake)
   set_tests_properties(scripts/fetch_data_verify PROPERTIES LABELS scripts TIMEOUT 120)
+endif()
+# CIFAR-10 laid out as the examples read it (test_batch.bin.gz, train_subset_10000.bin.gz),
+# from synthetic batches that pass for a verified download.
+find_program(SCOREOOD_PYTHON3 NAMES python3)
+if(SCOREOOD_BASH AND SCOREOOD_PYTHON3)
+  add_test(NAME scripts/fetch_data_cifar10_layout
+    COMMAND ${SCOREOOD_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cmake/fetch_data_cifar10_layout.py
+            ${PROJECT_SOURCE_DIR}/scripts/fetch-data ${CMAKE_CURRENT_BINARY_DIR}/fetch-data-cifar10)
+  set_tests_properties(scripts/fetch_data_cifar10_layout PROPERTIES LABELS scripts TIMEOUT 300)
 endif()
 add_test(NAME scripts/fetch_data_dry_run
   COMMAND ${PROJECT_SOURCE_DIR}/scripts/fetch-data --dry-run ${CMAKE_CURRENT_BINARY_DIR}/fetch-data-dry)
