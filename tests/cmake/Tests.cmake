@@ -4,7 +4,7 @@
 #   2. consumer/*: two tiny outside projects that use the library through
 #      find_package (after an install) and through add_subdirectory;
 #   3. scripts/fetch-data --verify on a copy of the offline MNIST test files, and its
-#      CIFAR-10 layout on synthetic batches;
+#      CIFAR-10 layout on synthetic batches; scripts/budget-curve's table and plot;
 #   4. the README usage snippet is examples/quickstart.cpp's.
 
 # ------------------------------------------------------------ 1. header check
@@ -129,6 +129,13 @@ if(SCOREOOD_BASH AND SCOREOOD_PYTHON3)
     COMMAND ${SCOREOOD_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cmake/fetch_data_cifar10_layout.py
             ${PROJECT_SOURCE_DIR}/scripts/fetch-data ${CMAKE_CURRENT_BINARY_DIR}/fetch-data-cifar10)
   set_tests_properties(scripts/fetch_data_cifar10_layout PROPERTIES LABELS scripts TIMEOUT 300)
+endif()
+# scripts/budget-curve's table and plot from point records (--plot-only: no training).
+if(SCOREOOD_PYTHON3)
+  add_test(NAME scripts/budget_curve_table
+    COMMAND ${SCOREOOD_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cmake/budget_curve_table.py
+            ${PROJECT_SOURCE_DIR}/scripts/budget-curve ${CMAKE_CURRENT_BINARY_DIR}/budget-curve-table)
+  set_tests_properties(scripts/budget_curve_table PROPERTIES LABELS scripts TIMEOUT 60)
 endif()
 add_test(NAME scripts/fetch_data_dry_run
   COMMAND ${PROJECT_SOURCE_DIR}/scripts/fetch-data --dry-run ${CMAKE_CURRENT_BINARY_DIR}/fetch-data-dry)
