@@ -5,11 +5,15 @@
  *
  *  Validation split (disjoint from the 1000 evaluation images of the examples):
  *  in-distribution = Fashion-MNIST test images 5000-5999; OOD = rot90, rot180,
- *  rot270 and patch shuffle of test images 6000-6499. `--test` also dumps the
- *  evaluation sets (test images 0-999, MNIST, CIFAR-10 gray, their transforms).
+ *  rot270 and patch shuffle of test images 6000-6499, and the first 500 images
+ *  of the CIFAR-10 training subset as gray 28x28 (a foreign set that is no
+ *  test set; left out with a note when the file is absent). The density's
+ *  vectors are those of the first `--fit N` Fashion-MNIST training images.
+ *  `--test` also dumps the evaluation sets (test images 0-999, MNIST,
+ *  CIFAR-10 gray, their transforms).
  *
- *    feature_selection MODEL.sood OUTDIR [--draws K] [--test] [--data ROOT]
- *    /usr/bin/python3 scripts/select_features.py OUTDIR [--draws K] */
+ *    feature_selection MODEL.sood OUTDIR [--draws K] [--fit N] [--test] [--data ROOT]
+ *    /usr/bin/python3 scripts/select_features.py OUTDIR [--draws K] [--fit-sizes 2000,10000] */
 #include <scoreood/scoreood.hpp>
 
 #include "cli/parse.hpp"
@@ -49,10 +53,11 @@ void write_npy(const std::filesystem::path& path, const so::Matrix<double>& m) {
 }  // namespace
 
 const char* kUsage =
-    "usage: feature_selection MODEL.sood OUTDIR [--draws K] [--test] [--data ROOT]\n"
+    "usage: feature_selection MODEL.sood OUTDIR [--draws K] [--fit N] [--test] [--data ROOT]\n"
     "  MODEL.sood   a saved RotNCSN detector (SmallUNet, rot4, gmm)\n"
     "  OUTDIR       where the .npy files go (created)\n"
     "  --draws K    noise draws of the per-element vector, one file each (default 1)\n"
+    "  --fit N      training images whose vectors the density is fitted on (default 2000)\n"
     "  --test       also the evaluation sets (test images 0-999, MNIST, CIFAR-10 gray, transforms)\n"
     "  --data ROOT  data folder searched first\n";
 
@@ -60,11 +65,12 @@ int main(int argc, char** argv) try {
   CLI::App app{"normality vectors for feature selection", "feature_selection"};
   so::cli::configure(app, kUsage);
   std::string model_arg, out_arg, data_root;
-  std::size_t draws = 1;
+  std::size_t draws = 1, fit = 2000;
   bool test = false;
   app.add_option("MODEL", model_arg)->required();
   app.add_option("OUTDIR", out_arg)->required();
   so::cli::add_count(app, "--draws", draws, /*positive=*/true);
+  so::cli::add_count(app, "--fit", fit, /*positive=*/true);
   so::cli::add_switch(app, "--test", test);
   app.add_option("--data", data_root);
   if (!so::cli::parse(app, argc, argv)) return 0;
@@ -74,12 +80,21 @@ int main(int argc, char** argv) try {
   RotNcsn det;
   det.load(model);
 
-  const so::Images train = so::data::load("fashion-mnist/train-images-idx3-ubyte.gz:first=2000").images;
+  const so::Images train =
+      so::data::load("fashion-mnist/train-images-idx3-ubyte.gz:first=" + std::to_string(fit)).images;
   const so::Images all_test = so::data::load("fashion-mnist/t10k-images-idx3-ubyte.gz").images;
   std::vector<std::pair<std::string, so::Images>> sets{{"fit", train}, {"val_in", rows(all_test, 5000, 6000)}};
   const so::Images val_ood = rows(all_test, 6000, 6500);
   for (const char* t : {"rot90", "rot180", "rot270", "patch_shuffle"})
     sets.push_back({std::string("val_") + t, so::augment::apply_transform(val_ood, t, 99)});
+  std::filesystem::path foreign;  // absent: the split goes on without it; present but bad: an error
+  try {
+    foreign = so::data::find_data("cifar10/train_subset_10000.bin.gz");
+  } catch (const so::FormatError& e) {
+    std::cerr << "feature_selection: note: no foreign validation set (" << e.what() << ")\n";
+  }
+  if (!foreign.empty())
+    sets.push_back({"val_cifar10_train", so::data::load(foreign.string() + ":gray28:first=500").images});
   if (test) {
     const so::Images ti = rows(all_test, 0, 1000);
     sets.push_back({"test_in", ti});
