@@ -36,8 +36,8 @@ def main():
         recs = []
         for i in range(N):
             g = (b - 1) * N + i
-            # batch 1 has no class 9 and twice the share of class 0: the subset must reach into later batches
-            label = (i % 9 if i % 18 else 0) if b == 1 else (g * 7) % 10
+            # batch 1 has no class 9: the subset must reach into later batches for it
+            label = i % 9 if b == 1 else (g * 7) % 10
             recs.append(record(g, label))
             by_class[label].append(g)
         with open(os.path.join(d, f"data_batch_{b}.bin"), "wb") as f:
