@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Side-by-side speed of scoreood's SmallUNet and its PyTorch twin, in one run.
+"""Side-by-side speed of scoreood's networks and their PyTorch twins, in one run.
 
-    /usr/bin/python3 benchmarks/compare_pytorch.py [path/to/bench_train] [--rounds 2]
+    /usr/bin/python3 benchmarks/compare_pytorch.py [path/to/bench_train] [--rounds 2] [--net ncsn]
 
 Runs the C++ Google Benchmark program (train_step and features of SmallUNet,
 width 32, batch 128) and benchmarks/torch_small_unet.py --bench --json (same
@@ -10,7 +10,9 @@ torch, ... so that noise from other processes on a shared machine hits both,
 then prints images/s of each, the ratio (ours / torch; > 1 means scoreood is
 faster) and GFLOP/s (2 x MACs of the convolutions; a training step counts 3x
 the forward). The best round of each side is reported (the one least disturbed
-by other load), and every round is listed. Run it with the Debian python
+by other load), and every round is listed. --net ncsn does the same for
+NcsnRefineNet (ngf 64, batch 128; a step takes seconds, so bench_train times
+few iterations) against benchmarks/torch_ncsn.py. Run it with the Debian python
 (torch 1.13 CPU); the C++ program is found in build*/benchmarks/ when no path
 is given (the most recently built one).
 
@@ -28,8 +30,14 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TRAIN = "train_step/small_unet/width:32/batch:128"
-FEATURES = "features/small_unet/width:32/batch:128"
+# Per network: the C++ benchmarks' names, the torch script and its size flags.
+NETS = {
+    "small_unet": {"train": "train_step/small_unet/width:32/batch:128",
+                   "features": "features/small_unet/width:32/batch:128",
+                   "script": "torch_small_unet.py", "args": ["--width", "32", "--batch", "128"]},
+    "ncsn": {"train": "train_step/ncsn/ngf:64/batch:128", "features": "features/ncsn/ngf:64/batch:128",
+             "script": "torch_ncsn.py", "args": ["--ngf", "64", "--batch", "128"]},
+}
 
 
 def find_bench(path):
@@ -59,31 +67,36 @@ def isa_env(isa, torch_side):
     return env
 
 
-def run_cpp(bench, min_time, threads=None, isa=None):
+def run_cpp(net, bench, min_time, threads=None, isa=None):
+    train, features = NETS[net]["train"], NETS[net]["features"]
     env = isa_env(isa, torch_side=False)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     cmd = [bench, "--benchmark_format=json", f"--benchmark_min_time={min_time}",
-           "--benchmark_filter=^(train_step/small_unet/|features/small_unet/)"]
+           f"--benchmark_filter=^(train_step/{net}/|features/{net}/)"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     res = {}
     for b in json.loads(out)["benchmarks"]:
         name = b["name"].removesuffix("/real_time")
-        if name in (TRAIN, FEATURES):
+        name = name.split("/iterations:")[0]  # benchmarks with a fixed iteration count carry it in the name
+        if name in (train, features):
             res[name] = {"images_per_s": b["items_per_second"], "gflops": b["GFLOPS"]}
-    if set(res) != {TRAIN, FEATURES}:
-        sys.exit(f"compare_pytorch: {bench} did not report {TRAIN} and {FEATURES}")
+    if set(res) != {train, features}:
+        sys.exit(f"compare_pytorch: {bench} did not report {train} and {features}")
     return res
 
 
-def run_torch(threads, iters, isa=None):
-    cmd = [sys.executable, os.path.join(HERE, "torch_small_unet.py"), "--bench", "--json",
-           "--width", "32", "--batch", "128", "--threads", str(threads), "--iters", str(iters)]
+def run_torch(net, threads, iters, isa=None):
+    n = NETS[net]
+    cmd = [sys.executable, os.path.join(HERE, n["script"]), "--bench", "--json", *n["args"],
+           "--threads", str(threads), "--iters", str(iters)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=isa_env(isa, torch_side=True)).stdout
     info = json.loads(out.strip().splitlines()[-1])
     flop_fwd = 2.0 * info["macs"] * info["batch"]
-    return {TRAIN: {"images_per_s": info["train_images_per_s"], "gflops": 3 * flop_fwd / info["train_step_s"] * 1e-9},
-            FEATURES: {"images_per_s": info["forward_images_per_s"], "gflops": flop_fwd / info["forward_s"] * 1e-9}}
+    return {n["train"]: {"images_per_s": info["train_images_per_s"],
+                         "gflops": 3 * flop_fwd / info["train_step_s"] * 1e-9},
+            n["features"]: {"images_per_s": info["forward_images_per_s"],
+                            "gflops": flop_fwd / info["forward_s"] * 1e-9}}
 
 
 def load():
@@ -103,19 +116,24 @@ def main():
                     help="also run the C++ side with OMP_NUM_THREADS=--threads (e.g. --threads 1 --same-threads: "
                          "a one-core comparison, less sensitive to other load on a shared machine)")
     ap.add_argument("--min-time", type=float, default=2.0, help="Google Benchmark min time per benchmark, s")
-    ap.add_argument("--iters", type=int, default=10, help="timed torch iterations")
+    ap.add_argument("--iters", type=int, help="timed torch iterations (default 10; 2 for --net ncsn)")
+    ap.add_argument("--net", choices=sorted(NETS), default="small_unet",
+                    help="the network: SmallUNet width 32 (default) or NcsnRefineNet ngf 64, batch 128")
     ap.add_argument("--json", action="store_true", help="also print all rounds as JSON")
     ap.add_argument("--isa", choices=sorted(TORCH_ISA), help="both sides on this instruction-set tier "
                     "(default: each picks the best the CPU has)")
     args = ap.parse_args()
     bench = find_bench(args.bench)
+    net = args.net
+    iters = args.iters or (2 if net == "ncsn" else 10)
+    TRAIN, FEATURES = NETS[net]["train"], NETS[net]["features"]
 
     rounds = []
     for r in range(args.rounds):
         l0 = load()
-        cpp = run_cpp(bench, args.min_time, args.threads if args.same_threads else None, args.isa)
+        cpp = run_cpp(net, bench, args.min_time, args.threads if args.same_threads else None, args.isa)
         l1 = load()
-        tor = run_torch(args.threads, args.iters, args.isa)
+        tor = run_torch(net, args.threads, iters, args.isa)
         rounds.append({"cpp": cpp, "torch": tor, "load_before": l0, "load_between": l1, "load_after": load()})
         print(f"round {r + 1}: load {l0:.2f}/{l1:.2f}/{rounds[-1]['load_after']:.2f}  "
               f"C++ train {cpp[TRAIN]['images_per_s']:.0f}, features {cpp[FEATURES]['images_per_s']:.0f} img/s; "

@@ -374,20 +374,29 @@ TEST_CASE("Conv2d by Winograd F(4x4, 3x3) matches the direct path and a double r
     Shape4 in;
     std::size_t out;
     bool bias;
+    std::size_t dilation = 1;
   };
   // The SmallUNet shapes, sizes that are not a multiple of the 4x4 tile, a single tile, rows wider
   // than one vector of tiles (t0 > 0 in the phase split and the interleave), and batches larger
-  // than one GEMM group (28x28: 2 images per group; 7x7: dozens).
-  const std::vector<Case> cases = {{{5, 32, 28, 28}, 32, true}, {{3, 64, 14, 14}, 64, false},
-                                   {{50, 16, 7, 7}, 8, true},   {{4, 8, 5, 9}, 12, true},
-                                   {{2, 9, 1, 1}, 8, false},    {{2, 8, 3, 70}, 8, true},
-                                   {{3, 8, 33, 6}, 10, true},   {{130, 8, 2, 3}, 9, false}};
+  // than one GEMM group (28x28: 2 images per group; 7x7: dozens). Dilated ones (the forward only,
+  // on the AVX2 tier, planes wider than one tile) run on d x d phase planes: NcsnRefineNet's
+  // (dilation 2 and 4 at 14x14; 4 has one-tile planes), sizes that d does not divide (phases of
+  // two sizes), planes one row high, and an image less than d high (empty phases).
+  const std::vector<Case> cases = {
+      {{5, 32, 28, 28}, 32, true},   {{3, 64, 14, 14}, 64, false},  {{50, 16, 7, 7}, 8, true},
+      {{4, 8, 5, 9}, 12, true},      {{2, 9, 1, 1}, 8, false},      {{2, 8, 3, 70}, 8, true},
+      {{3, 8, 33, 6}, 10, true},     {{130, 8, 2, 3}, 9, false},    {{3, 16, 14, 14}, 16, true, 2},
+      {{5, 8, 14, 14}, 12, false, 4}, {{3, 8, 13, 11}, 8, true, 2}, {{2, 9, 10, 17}, 8, true, 3},
+      {{2, 8, 9, 21}, 8, false, 4},  {{3, 8, 3, 22}, 10, true, 2},  {{2, 8, 2, 40}, 9, true, 3}};
   std::uint64_t seed = 300;
   for (const auto& c : cases) {
-    INFO("x " << to_string(c.in) << " out " << c.out << (c.bias ? " bias" : ""));
+    INFO("x " << to_string(c.in) << " out " << c.out << (c.bias ? " bias" : "") << " dilation " << c.dilation);
     nn::ParameterStore<float> store;
-    nn::Conv2d<float> conv(store, "w", {c.in[1], c.out, 3, 1, -1, 1, c.bias}, CounterRng(31, seed));
-    REQUIRE(conv.uses_winograd(c.in));
+    nn::Conv2d<float> conv(store, "w", {c.in[1], c.out, 3, 1, -1, c.dilation, c.bias}, CounterRng(31, seed));
+    if (c.dilation == 1) REQUIRE(conv.uses_winograd(c.in));
+    else
+      REQUIRE(conv.forward_uses_winograd(c.in) ==
+              (cpu::isa::active() == cpu::isa::Tier::avx2 && (c.in[3] + c.dilation - 1) / c.dilation > 4));
     Tensor4<float> x = xt::empty<float>(c.in);
     fill_normal(x, CounterRng(32, seed));
     const Shape4 os = conv.output_shape(c.in);
@@ -403,7 +412,7 @@ TEST_CASE("Conv2d by Winograd F(4x4, 3x3) matches the direct path and a double r
     const std::vector<float> gw(store.grads().begin(), store.grads().end());
     store.zero_grad();
     conv.set_algorithm(nn::Conv2d<float>::Algorithm::direct);
-    REQUIRE_FALSE(conv.uses_winograd(c.in));
+    REQUIRE_FALSE(conv.forward_uses_winograd(c.in));
     conv.forward(x, yd);
     conv.backward(dy, dxd);
     const Tensor4<double> ref = naive_forward(x, conv);
@@ -441,7 +450,12 @@ TEST_CASE("Conv2d takes Winograd only where it applies", "[conv][winograd]") {
   const bool native = SCOREOOD_CPU_DISPATCH(k::winograd::available());
   CHECK(nn::Conv2d<float>(store, "a", {8, 8, 3}, r).uses_winograd({1, 8, 9, 9}) == native);
   CHECK_FALSE(nn::Conv2d<float>(store, "b", {8, 8, 3, 2}, r).uses_winograd({1, 8, 9, 9}));          // stride 2
-  CHECK_FALSE(nn::Conv2d<float>(store, "c", {8, 8, 3, 1, -1, 2}, r).uses_winograd({1, 8, 9, 9}));   // dilation 2
+  CHECK(nn::Conv2d<float>(store, "a1", {8, 8, 3}, r).forward_uses_winograd({1, 8, 9, 9}) == native);
+  // Dilated "same" convolutions: the forward on phase planes, on the AVX2 tier only.
+  const nn::Conv2d<float> dilated(store, "c", {8, 8, 3, 1, -1, 2}, r);
+  CHECK_FALSE(dilated.uses_winograd({1, 8, 9, 9}));
+  CHECK(dilated.forward_uses_winograd({1, 8, 9, 9}) == (cpu::isa::active() == cpu::isa::Tier::avx2));
+  CHECK_FALSE(nn::Conv2d<float>(store, "c1", {8, 8, 3, 1, 1, 2}, r).forward_uses_winograd({1, 8, 9, 9}));  // padding 1 < 2
   CHECK_FALSE(nn::Conv2d<float>(store, "d", {8, 8, 3, 1, 0}, r).uses_winograd({1, 8, 9, 9}));       // padding 0
   CHECK_FALSE(nn::Conv2d<float>(store, "e", {8, 8, 5}, r).uses_winograd({1, 8, 9, 9}));            // 5x5
   CHECK_FALSE(nn::Conv2d<float>(store, "f", {1, 32, 3}, r).uses_winograd({1, 1, 9, 9}));           // 1 channel in

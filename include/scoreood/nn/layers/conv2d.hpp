@@ -79,6 +79,13 @@ class Conv2d {
     if constexpr (!std::is_same_v<B, backend::cpu>) return false;
     else return SCOREOOD_CPU_DISPATCH(k::conv::winograd_applies<T>(params(), geometry(in)));
   }
+  /// True when the CPU forward of this input shape runs F(4x4, 3x3) on the active tier: where
+  /// uses_winograd() is, and dilated "same" convolutions on their phase planes (AVX2 tier).
+  bool forward_uses_winograd(Shape4 in) const {
+    if constexpr (!std::is_same_v<B, backend::cpu>) return false;
+    else
+      return SCOREOOD_CPU_DISPATCH(k::conv::plan<T>(params(), geometry(in)).forward == k::conv::Path::winograd);
+  }
 
   const Spec& spec() const { return spec_; }
   const std::string& name() const { return name_; }
