@@ -155,10 +155,11 @@ const bool registered = [] {
   std::vector<ConvShape> shapes;
   for (const auto& s : kShapes) {
     shapes.push_back(s);
-    // Where Winograd F(4x4, 3x3) runs, the direct path too, side by side.
+    // Where Winograd F(4x4, 3x3) runs (all passes, or the forward of a dilated layer on the
+    // AVX2 tier), the direct path too, side by side.
     nn::ParameterStore<float> store;
     const nn::Conv2d<float> probe(store, "p", {s.cin, s.cout, s.k, s.stride, -1, s.dilation, true}, CounterRng(1));
-    if (probe.uses_winograd({s.n, s.cin, s.h, s.w})) {
+    if (probe.forward_uses_winograd({s.n, s.cin, s.h, s.w})) {
       shapes.push_back(s);
       shapes.back().direct = true;
     }
