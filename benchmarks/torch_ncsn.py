@@ -20,30 +20,13 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "reference"))
 sys.path.insert(0, HERE)
 
 from make_ncsn_refs import CondRefineNetDilated  # noqa: E402
-from torch_small_unet import dsm_loss, sigmas  # noqa: E402
-
-
-def conv_macs(model, x, y):
-    """Multiply-accumulates of every convolution of one forward pass, per image."""
-    total = [0]
-
-    def hook(mod, inp, out):
-        k = mod.kernel_size[0] * mod.kernel_size[1]
-        total[0] += out.shape[1] * out.shape[2] * out.shape[3] * (mod.in_channels // mod.groups) * k
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        model(x[:1], y[:1])
-    for h in hooks:
-        h.remove()
-    return total[0]
+from torch_small_unet import dsm_loss, hooked_macs, sigmas  # noqa: E402
 
 
 def bench(args):
@@ -55,7 +38,7 @@ def bench(args):
     sig = sigmas(args.levels)
     x = torch.rand(args.batch, 1, 28, 28, generator=gen)
     idx = torch.randint(0, args.levels, (args.batch,), generator=gen)
-    macs = conv_macs(model, x, idx)
+    macs = hooked_macs(model, x[:1], idx[:1])  # per image
 
     def train_step():
         opt.zero_grad(set_to_none=True)
